@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Generic audio-language pretraining recipe (ESPnet egs2/TEMPLATE style). A corpus recipe
+# (egs/<corpus>/run.sh) supplies a data-preparation command and configs, then calls this.
+#
+# Stages:
+#   0  prepare manifests        (the corpus's own command: --prepare-cmd)
+#   1  validate + statistics    toolkit.bin.validate → $data_dir/cuts_{train,dev,test}.jsonl.gz
+#   2  feature statistics       toolkit.bin.compute_stats → $data_dir/fbank_stats.pt
+#   3  tokenizer                toolkit.bin.train_tokenizer → $data_dir/spm.model
+#   4  pretrain                 toolkit.bin.train → $exp_dir
+#   5  evaluate                 toolkit.bin.evaluate → $exp_dir/eval/results.md
+# Each stage skips work whose outputs exist (pass --force true to redo it).
+set -euo pipefail
+
+stage=0
+stop_stage=5
+force=false
+prepare_cmd=""          # stage 0: command that writes the manifests named below
+train_manifests=""      # comma-separated manifests merged into the training split
+dev_manifests=""
+test_manifests=""
+data_dir=data
+exp_dir=exp/pretrain
+config=conf/pretrain.yaml
+vocab_size=1000
+nj=2
+train_args=""           # extra key=value overrides for stages 2, 4 and 5
+python=${PYTHON:-python3}
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$root/utils/parse_options.sh"
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # see toolkit/bin/__init__.py
+
+log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+done_or_forced() { [ "$force" = true ] || [ ! -e "$1" ]; }
+paths=(data.train="$data_dir/cuts_train.jsonl.gz" data.dev="$data_dir/cuts_dev.jsonl.gz"
+       data.test="$data_dir/cuts_test.jsonl.gz" tokenizer.model="$data_dir/spm.model"
+       frontend.stats_file="$data_dir/fbank_stats.pt")
+
+if run_stage 0; then
+  [ -n "$prepare_cmd" ] || { echo "stage 0 needs --prepare-cmd" >&2; exit 1; }
+  log 0 "prepare manifests: $prepare_cmd"
+  eval "$prepare_cmd"
+fi
+
+if run_stage 1; then
+  if done_or_forced "$data_dir/stats.json"; then
+    log 1 "validate manifests and compute corpus statistics"
+    $python -m toolkit.bin.validate --out-dir "$data_dir" \
+      --split "train=$train_manifests" --split "dev=$dev_manifests" --split "test=$test_manifests"
+  else
+    log 1 "skip: $data_dir/stats.json exists"
+  fi
+  log 1 "outputs: $data_dir/cuts_{train,dev,test}.jsonl.gz, $data_dir/stats.json"
+fi
+
+if run_stage 2; then
+  if done_or_forced "$data_dir/fbank_stats.pt"; then
+    log 2 "global feature mean/std"
+    $python -m toolkit.bin.compute_stats -c "$config" --cuts "$data_dir/cuts_train.jsonl.gz" \
+      --out "$data_dir/fbank_stats.pt" data.num_workers="$nj" $train_args
+  else
+    log 2 "skip: $data_dir/fbank_stats.pt exists"
+  fi
+fi
+
+if run_stage 3; then
+  if done_or_forced "$data_dir/spm.model"; then
+    log 3 "SentencePiece tokenizer (vocab $vocab_size)"
+    $python -m toolkit.bin.train_tokenizer --cuts "$data_dir/cuts_train.jsonl.gz" \
+      --out "$data_dir/spm" --vocab-size "$vocab_size"
+  else
+    log 3 "skip: $data_dir/spm.model exists"
+  fi
+fi
+
+if run_stage 4; then
+  if done_or_forced "$exp_dir/model.pt"; then
+    [ "$force" = true ] && rm -rf "$exp_dir"
+    log 4 "pretrain → $exp_dir (resumes if interrupted)"
+    $python -m toolkit.bin.train -c "$config" --exp-dir "$exp_dir" --resume "${paths[@]}" $train_args
+  else
+    log 4 "skip: $exp_dir/model.pt exists"
+  fi
+  log 4 "outputs: $exp_dir/{model.pt,config.yaml,checkpoints,tensorboard,train.log}"
+fi
+
+if run_stage 5; then
+  log 5 "evaluate (frozen encoder) → $exp_dir/eval"
+  $python -m toolkit.bin.evaluate --exp-dir "$exp_dir" eval.num_workers="$nj"
+  log 5 "results: $exp_dir/eval/results.md, results.csv, plot_metrics.png, plot_loss.png"
+fi

@@ -1,0 +1,37 @@
+"""Package ``toolkit``: audio-language pretraining of general-purpose audio encoders."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="toolkit",
+    version="0.1.0",
+    description="Audio-language pretraining (contrastive/captioning) of general-purpose audio encoders",
+    packages=find_packages(include=["toolkit", "toolkit.*"]),
+    python_requires=">=3.10",
+    # torch is deliberately not pinned here: tools/install.sh installs the right build (CPU wheel
+    # without CUDA) first, and a bare "torch" requirement would let pip pull a CUDA build.
+    install_requires=[
+        "lhotse>=1.24",
+        "sentencepiece>=0.1.99",
+        "tensorboard>=2.10",
+        "pyyaml>=6",
+        "soundfile>=0.12",
+        "matplotlib>=3.6",
+        "numpy>=1.24",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "dev": ["pytest>=7", "pytest-timeout>=2", "ruff>=0.5"],
+        "gpu": ["torchaudio"],
+    },
+    entry_points={
+        "console_scripts": [
+            "toolkit-train=toolkit.bin.train:cli",
+            "toolkit-evaluate=toolkit.bin.evaluate:cli",
+            "toolkit-validate=toolkit.bin.validate:cli",
+            "toolkit-tokenizer=toolkit.bin.train_tokenizer:cli",
+            "toolkit-stats=toolkit.bin.compute_stats:cli",
+            "toolkit-prepare-demo=toolkit.data.prepare.demo:main",
+        ]
+    },
+)

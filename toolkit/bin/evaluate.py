@@ -1,0 +1,154 @@
+"""Stage 5: evaluate a pretrained model with its encoder frozen, beside two baselines.
+
+``python -m toolkit.bin.evaluate --exp-dir exp/demo [k=v ...]`` reads ``exp/demo/config.yaml``
+and ``model.pt``, extracts embeddings of the train/dev/test cuts, runs the ``eval.evaluators``
+(linear probes, retrieval, zero-shot) for the pretrained model, the same architecture untrained
+(``random_init``) and raw log-mel mean+std statistics (``logmel_stats``), and writes
+``results.md``, ``results.csv``, ``plot_metrics.png`` and ``plot_loss.png`` to ``--out-dir``
+(default ``<exp-dir>/eval``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from lhotse import CutSet
+
+from toolkit.bin.common import run_cli
+from toolkit.config import ConfigError, load_config
+from toolkit.evaluate.embeddings import EmbeddingSet, extract
+from toolkit.evaluate.pooling import mean_pool, mean_std_pool
+from toolkit.evaluate.report import read_scalars_csv, write_report
+from toolkit.model import AudioModel, build_model, build_tokenizer
+from toolkit.registry import EVALUATORS, import_plugins
+from toolkit.schema import check_top_level, data_config, eval_config
+from toolkit.utils.logging import setup_logging
+
+log = logging.getLogger("toolkit.evaluate")
+
+
+def load_pretrained(exp_dir: Path, cfg: dict[str, Any], tokenizer: Any) -> AudioModel:
+    """The model of ``exp_dir/model.pt`` (or its newest checkpoint)."""
+    from toolkit.train.checkpoint import load_latest
+
+    path = exp_dir / "model.pt"
+    state = torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+    state = state or load_latest(exp_dir / "checkpoints")
+    if state is None:
+        raise ConfigError(f"--exp-dir: no model.pt or checkpoint in {exp_dir} (train first)")
+    model = build_model(cfg, tokenizer)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def model_features(model: AudioModel):
+    """Feature function for :func:`extract`: mean-pooled encoder output + joint embedding."""
+
+    def fn(audio: torch.Tensor, lens: torch.Tensor) -> dict[str, torch.Tensor]:
+        hidden, hlens = model.encode(audio, lens)
+        out = {"pooled": mean_pool(hidden, hlens)}
+        if hasattr(model.objective, "embed_audio"):
+            out["audio_emb"] = model.objective.embed_audio(hidden, hlens)
+        return out
+
+    return fn
+
+
+def logmel_features(model: AudioModel):
+    """Baseline: mean and std over time of the frontend's log-mel features ``(B, 2F)``."""
+
+    def fn(audio: torch.Tensor, lens: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats, flens = model.frontend(audio, lens)
+        return {"pooled": mean_std_pool(feats, flens)}
+
+    return fn
+
+
+def text_features(model: AudioModel, tokenizer: Any, batch_size: int = 256):
+    if not hasattr(model.objective, "embed_text"):
+        return None
+
+    @torch.no_grad()
+    def fn(texts: list[str]) -> torch.Tensor:
+        out = []
+        for i in range(0, len(texts), batch_size):
+            ids, lens = tokenizer.encode_batch(texts[i : i + batch_size])
+            out.append(model.objective.embed_text(ids, lens).float())
+        return torch.cat(out)
+
+    return fn
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--exp-dir", required=True)
+    p.add_argument("--out-dir", default=None, help="default: <exp-dir>/eval")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. eval.baselines=[]")
+    args = p.parse_args(argv)
+    exp = Path(args.exp_dir)
+    out_dir = Path(args.out_dir) if args.out_dir else exp / "eval"
+    setup_logging(out_dir / "evaluate.log")
+    if not (exp / "config.yaml").is_file():
+        raise ConfigError(f"--exp-dir: {exp / 'config.yaml'} not found (train first)")
+    cfg = load_config(exp / "config.yaml", args.overrides)
+    import_plugins(cfg.get("plugins"))
+    check_top_level(cfg)
+    dcfg, ecfg = data_config(cfg), eval_config(cfg)
+    evaluators = [
+        EVALUATORS.build(b, key=f"eval.evaluators[{i}]") for i, b in enumerate(ecfg.evaluators)
+    ]
+    cuts = {}
+    for split in ("train", "dev", "test"):
+        path = getattr(dcfg, split)
+        if not path or not Path(path).is_file():
+            raise ConfigError(f"data.{split}: manifest {path} not found")
+        cuts[split] = CutSet.from_file(path).to_eager()
+
+    tokenizer = build_tokenizer(cfg)
+    models: dict[str, tuple[Any, Any]] = {}
+    pretrained = load_pretrained(exp, cfg, tokenizer)
+    models["pretrained"] = (model_features(pretrained), text_features(pretrained, tokenizer))
+    if "random_init" in ecfg.baselines:
+        torch.manual_seed(int(cfg.get("seed", 0)))
+        rnd = build_model(cfg, tokenizer).eval()
+        models["random_init"] = (model_features(rnd), text_features(rnd, tokenizer))
+    if "logmel_stats" in ecfg.baselines:
+        models["logmel_stats"] = (logmel_features(pretrained), None)
+
+    rows: list[dict] = []
+    for name, (feat_fn, text_fn) in models.items():
+        splits: dict[str, EmbeddingSet] = {
+            s: extract(
+                feat_fn,
+                c,
+                ecfg.batch_duration,
+                ecfg.max_clip_duration,
+                dcfg.sampling_rate,
+                num_workers=ecfg.num_workers,
+                desc=f"{name}/{s}",
+            )
+            for s, c in cuts.items()
+        }
+        for ev in evaluators:
+            rows.extend(ev(name, splits, text_fn))
+        log.info("evaluated %s", name)
+    curves = None
+    if (exp / "train_log.csv").is_file():
+        all_curves = read_scalars_csv(exp / "train_log.csv")
+        curves = {k: v for k, v in all_curves.items() if k == "train/loss"}
+    md = write_report(rows, out_dir, title=f"Results: {exp.name}", loss_curves=curves)
+    print(md)
+    log.info("results written to %s (results.md, results.csv, plot_*.png)", out_dir)
+    return 0
+
+
+def cli() -> None:
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

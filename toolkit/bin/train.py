@@ -1,0 +1,139 @@
+"""Pretrain a model: ``python -m toolkit.bin.train -c conf.yaml --exp-dir exp/x [k=v ...]``.
+
+Works under ``torchrun --nproc-per-node N`` (DDP). Writes ``config.yaml`` (resolved),
+``checkpoints/``, ``tensorboard/``, ``train_log.csv``, ``train.log`` and ``model.pt`` into the
+experiment directory. ``--resume`` continues from the newest checkpoint bit-exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+from lhotse import CutSet
+
+from toolkit import distributed as D
+from toolkit.bin.common import add_config_args, config_from_args, run_cli
+from toolkit.config import ConfigError, dump_config
+from toolkit.data.dataset import CaptionDataset
+from toolkit.data.sampling import make_loader, make_sampler
+from toolkit.model import build_model, build_tokenizer
+from toolkit.registry import OPTIMIZERS, SCHEDULERS
+from toolkit.schema import data_config, train_config
+from toolkit.train.checkpoint import list_checkpoints, save_atomic
+from toolkit.train.trainer import Trainer, resolve_device
+from toolkit.utils.logging import setup_logging
+
+log = logging.getLogger("toolkit.train")
+
+
+def load_train_cuts(path: str | None, min_duration: float) -> CutSet:
+    """Training cuts with too-short clips dropped (and counted)."""
+    if not path:
+        raise ConfigError("data.train: no training manifest given")
+    if not Path(path).is_file():
+        raise ConfigError(f"data.train: {path} does not exist (run the data preparation stage)")
+    cuts = CutSet.from_file(path).to_eager()
+    kept = cuts.filter(lambda c: c.duration >= min_duration).to_eager()
+    if len(kept) < len(cuts):
+        log.warning(
+            "dropped %d of %d cuts shorter than data.min_clip_duration=%.2fs",
+            len(cuts) - len(kept),
+            len(cuts),
+            min_duration,
+        )
+    if len(kept) == 0:
+        raise ConfigError(f"data.train: {path} has no usable cuts")
+    return kept
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_config_args(p)
+    p.add_argument("--exp-dir", required=True, help="experiment directory")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    args = p.parse_args(argv)
+    cfg = config_from_args(args)
+    exp = Path(args.exp_dir)
+    dcfg, tcfg = data_config(cfg), train_config(cfg)
+    seed = int(cfg.get("seed", 0))
+
+    device = resolve_device(tcfg.device)
+    if device.type == "cuda" and "LOCAL_RANK" in __import__("os").environ:
+        device = torch.device("cuda", int(__import__("os").environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    D.init_from_env(device)
+    setup_logging(exp / "train.log", D.rank())
+    if tcfg.num_threads:
+        torch.set_num_threads(tcfg.num_threads)
+    if list_checkpoints(exp / "checkpoints") and not args.resume:
+        raise ConfigError(
+            f"--exp-dir: {exp} already holds checkpoints; pass --resume to continue or use a new dir"
+        )
+    if D.rank() == 0:
+        cfg.setdefault("seed", seed)
+        dump_config(cfg, exp / "config.yaml")
+        log.info("resolved config written to %s", exp / "config.yaml")
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(cfg)
+    model = build_model(cfg, tokenizer).to(device)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_enc = sum(p.numel() for p in model.encoder.parameters())
+    log.info("model: %.2fM trainable parameters (encoder %.2fM)", n_params / 1e6, n_enc / 1e6)
+    optimizer = OPTIMIZERS.build(cfg.get("optim") or {"name": "adamw"}, key="optim", model=model)
+    scheduler = SCHEDULERS.build(
+        cfg.get("scheduler") or {"name": "constant"},
+        key="scheduler",
+        optimizer=optimizer,
+        total_steps=tcfg.max_steps,
+    )
+    ddp_model: torch.nn.Module = model
+    if D.is_distributed():
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    torch.manual_seed(seed + 1000 * D.rank())  # per-rank dropout/augmentation stream
+
+    cuts = load_train_cuts(dcfg.train, dcfg.min_clip_duration)
+    sampler = make_sampler(
+        cuts,
+        max_duration=dcfg.max_duration,
+        num_buckets=dcfg.num_buckets,
+        seed=seed,
+        world_size=D.world_size(),
+        rank=D.rank(),
+        drop_last=dcfg.drop_last,
+        bucketing=dcfg.bucketing,
+    )
+    dataset = CaptionDataset(
+        tokenizer,
+        sampling_rate=dcfg.sampling_rate,
+        max_clip_duration=dcfg.max_clip_duration,
+        seed=seed,
+    )
+    loader = make_loader(dataset, sampler, num_workers=dcfg.num_workers, seed=seed)
+    trainer = Trainer(
+        ddp_model, optimizer, scheduler, loader, sampler, tcfg, exp, device, dataset=dataset
+    )
+    if args.resume and not trainer.resume():
+        log.info("--resume: no checkpoint in %s, starting from scratch", exp / "checkpoints")
+    trainer.fit()
+    if D.rank() == 0:
+        save_atomic(
+            {"model": model.state_dict(), "config": cfg, "step": trainer.step}, exp / "model.pt"
+        )
+        log.info("done: %d steps; final model %s", trainer.step, exp / "model.pt")
+    if D.is_distributed():
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+def cli() -> None:
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,1 @@
+"""Text decoders (captioning). The registry is :data:`toolkit.registry.DECODERS`."""

@@ -1,0 +1,88 @@
+"""Frozen-encoder embedding extraction over a CutSet (deterministic, batch-independent).
+
+``extract`` runs a feature function over a cut manifest in its order and returns an
+:class:`EmbeddingSet`: pooled clip vectors, optional audio-text embeddings, labels and captions.
+Clips that fail to load are skipped (counted and named in warnings), never a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from lhotse import CutSet
+from torch import Tensor
+from tqdm import tqdm
+
+from toolkit.data.cuts import cut_captions
+from toolkit.data.dataset import CaptionDataset
+from toolkit.data.sampling import make_loader, make_sampler
+
+log = logging.getLogger(__name__)
+
+# (audio (B,S), audio_lens (B,)) -> {"pooled": (B,D), optionally "audio_emb": (B,E)}
+FeatureFn = Callable[[Tensor, Tensor], dict[str, Tensor]]
+
+
+@dataclass
+class EmbeddingSet:
+    """Per-clip outputs of one model on one split (rows follow ``cut_ids``)."""
+
+    cut_ids: list[str]
+    pooled: Tensor  # (N, D) clip vectors for probes
+    audio_emb: Tensor | None  # (N, E) L2-normalised joint-space embeddings, if the model has them
+    labels: dict[str, list[Any]]  # task -> label or None per clip
+    captions: list[list[str]]
+    num_skipped: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def extract(
+    fn: FeatureFn,
+    cuts: CutSet,
+    batch_duration: float = 200.0,
+    max_clip_duration: float | None = 30.0,
+    sampling_rate: int = 16000,
+    device: torch.device | str = "cpu",
+    num_workers: int = 0,
+    desc: str = "extract",
+) -> EmbeddingSet:
+    """Run ``fn`` over ``cuts`` in manifest order (no shuffling, no random crops)."""
+    sampler = make_sampler(cuts, batch_duration, shuffle=False, bucketing=False)
+    sampler.set_epoch(0)
+    ds = CaptionDataset(None, sampling_rate, max_clip_duration, "first", train=False)
+    by_id = {c.id: c for c in cuts}
+    ids, pooled, joint, skipped = [], [], [], 0
+    labels: dict[str, list[Any]] = {}
+    for batch in tqdm(
+        make_loader(ds, sampler, num_workers), desc=desc, unit="batch", mininterval=10
+    ):
+        skipped += batch["num_skipped"]
+        if not batch["cut_ids"]:
+            continue
+        out = fn(batch["audio"].to(device), batch["audio_lens"].to(device))
+        pooled.append(out["pooled"].float().cpu())
+        if "audio_emb" in out:
+            joint.append(out["audio_emb"].float().cpu())
+        n0 = len(ids)
+        ids.extend(batch["cut_ids"])
+        for task in batch["labels"]:
+            labels.setdefault(task, [None] * n0)
+        for task in labels:
+            labels[task].extend(batch["labels"].get(task, [None] * len(batch["cut_ids"])))
+    if skipped:
+        log.warning("%s: %d clips could not be loaded and were left out", desc, skipped)
+    if not ids:
+        raise RuntimeError(f"{desc}: no clip could be loaded")
+    return EmbeddingSet(
+        cut_ids=ids,
+        pooled=torch.cat(pooled),
+        audio_emb=torch.cat(joint) if joint else None,
+        labels=labels,
+        captions=[cut_captions(by_id[i]) for i in ids],
+        num_skipped=skipped,
+    )

@@ -1,0 +1,249 @@
+"""Results report: long-format CSV, markdown pivot + per-domain summary, and plots.
+
+A result row is ``{"model", "group", "task", "metric", "value", "chance"}`` (chance may be
+None). All metrics are "higher is better" percentages.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+COLUMNS = ("model", "group", "task", "metric", "value", "chance")
+LINEAR_PROBE_PREFIX = "linear probe"
+ACCURACY_METRICS = ("acc", "test_acc", "accuracy")
+
+
+def _unique(items: Iterable) -> list:
+    """Items in first-appearance order, without duplicates."""
+    return list(dict.fromkeys(items))
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.1f}"
+
+
+def _cell(text: str) -> str:
+    """Escape a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _is_linear_probe(group: str) -> bool:
+    return str(group).lower().startswith(LINEAR_PROBE_PREFIX)
+
+
+def domain_of(task: str) -> str:
+    """Domain of a task name: its prefix before the first underscore (``speech_language`` ->
+    ``speech``)."""
+    return str(task).split("_", 1)[0]
+
+
+def domain_summary(rows: Sequence[dict], group: str | None = None) -> dict[tuple[str, str], float]:
+    """Mean linear-probe accuracy per (model, domain).
+
+    Uses rows whose group starts with "linear probe" (or exactly ``group`` if given) and whose
+    metric is one of ``ACCURACY_METRICS``; each task's value counts once per row.
+
+    Returns:
+        ``{(model, domain): mean value}`` in first-appearance order.
+    """
+    sums: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        in_group = r["group"] == group if group is not None else _is_linear_probe(r["group"])
+        if in_group and r["metric"] in ACCURACY_METRICS:
+            sums.setdefault((r["model"], domain_of(r["task"])), []).append(float(r["value"]))
+    return {key: sum(v) / len(v) for key, v in sums.items()}
+
+
+def _table(header: list[str], lines: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return out
+
+
+def _model_cells(values: dict[str, float], models: list[str]) -> list[str]:
+    """Formatted values, the best one(s) (after rounding) in bold."""
+    shown = {m: _fmt(values[m]) for m in models if m in values}
+    finite = [float(s) for s in shown.values() if s != "-"]
+    best = _fmt(max(finite)) if finite else None
+    bold = len(shown) > 1 and best is not None
+    return [
+        ("**" + shown[m] + "**" if bold and shown[m] == best else shown[m]) if m in shown else "-"
+        for m in models
+    ]
+
+
+def _pivot(rows: Sequence[dict]) -> tuple[list[str], list[tuple], dict, dict]:
+    models = _unique(r["model"] for r in rows)
+    keys = _unique((r["group"], r["task"], r["metric"]) for r in rows)
+    values: dict[tuple, dict[str, float]] = {k: {} for k in keys}
+    chance: dict[tuple, float | None] = {k: None for k in keys}
+    for r in rows:
+        key = (r["group"], r["task"], r["metric"])
+        values[key][r["model"]] = float(r["value"])
+        if chance[key] is None and r.get("chance") is not None:
+            chance[key] = float(r["chance"])
+    return models, keys, values, chance
+
+
+def render_markdown(rows: Sequence[dict], title: str = "Results") -> str:
+    """Markdown pivot table (one line per (group, task, metric), one column per model) followed
+    by one per-domain summary table per linear-probe group."""
+    models, keys, values, chance = _pivot(rows)
+    out = [f"# {title}", ""]
+    header = ["group", "task", "metric"] + [_cell(m) for m in models] + ["chance"]
+    lines = [
+        [_cell(g), _cell(t), _cell(me)]
+        + _model_cells(values[(g, t, me)], models)
+        + [_fmt(chance[(g, t, me)])]
+        for g, t, me in keys
+    ]
+    out += _table(header, lines)
+    for group in _unique(g for g, _, _ in keys if _is_linear_probe(g)):
+        summary = domain_summary(rows, group=group)
+        if not summary:
+            continue
+        domains = _unique(d for _, d in summary)
+        out += ["", f"## Per-domain mean accuracy: {group}", ""]
+        lines = []
+        for d in domains:
+            vals = {m: summary[(m, d)] for m in models if (m, d) in summary}
+            n_tasks = len(
+                _unique(
+                    t
+                    for g, t, me in keys
+                    if g == group and domain_of(t) == d and me in ACCURACY_METRICS
+                )
+            )
+            lines.append([_cell(d), str(n_tasks)] + _model_cells(vals, models))
+        out += _table(["domain", "tasks"] + [_cell(m) for m in models], lines)
+    return "\n".join(out) + "\n"
+
+
+def _save(fig: Figure, path: Path) -> None:
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
+def plot_metrics(rows: Sequence[dict], path: Path, title: str = "") -> None:
+    """Horizontal grouped bar chart: one group of bars per (group, task, metric), one bar per
+    model, chance level as a black tick."""
+    models, keys, values, chance = _pivot(rows)
+    n_keys, n_models = len(keys), max(1, len(models))
+    fig = Figure(figsize=(10, max(3.0, 0.25 * n_keys * (n_models + 1) + 1.5)))
+    ax = fig.add_subplot()
+    height = 0.8 / n_models
+    for j, model in enumerate(models):
+        ys = [i + (j - (n_models - 1) / 2) * height for i in range(n_keys)]
+        xs = [values[k].get(model, 0.0) for k in keys]
+        ax.barh(ys, xs, height=height, label=model)
+    for i, key in enumerate(keys):
+        if chance[key] is not None:
+            ax.plot([chance[key]] * 2, [i - 0.45, i + 0.45], color="black", linewidth=1.5)
+    ax.set_yticks(range(n_keys))
+    ax.set_yticklabels([f"{g} | {t} | {me}" for g, t, me in keys], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("value (%)  -  black tick: chance")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def plot_loss(loss_curves: dict[str, list[tuple[int, float]]], path: Path, title: str = "") -> None:
+    """One line per curve: step vs value."""
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.add_subplot()
+    for name, points in loss_curves.items():
+        if points:
+            steps, vals = zip(*sorted(points), strict=True)
+            ax.plot(steps, vals, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("value")
+    ax.grid(alpha=0.3)
+    if any(loss_curves.values()):
+        ax.legend(fontsize=8)
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def write_results_csv(rows: Sequence[dict], path: Path) -> None:
+    """Long-format CSV with columns model,group,task,metric,value,chance (empty chance = None)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for r in rows:
+            ch = r.get("chance")
+            writer.writerow(
+                [
+                    r["model"],
+                    r["group"],
+                    r["task"],
+                    r["metric"],
+                    repr(float(r["value"])),
+                    "" if ch is None else repr(float(ch)),
+                ]
+            )
+
+
+def read_results_csv(path: str | Path) -> list[dict]:
+    """Inverse of :func:`write_results_csv`."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [
+            {
+                **{c: r[c] for c in COLUMNS[:4]},
+                "value": float(r["value"]),
+                "chance": float(r["chance"]) if r["chance"] else None,
+            }
+            for r in csv.DictReader(f)
+        ]
+
+
+def read_scalars_csv(path: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """Read a ``step,name,value`` CSV log (e.g. ``train_log.csv``) into ``{name: [(step, v)]}``.
+
+    Rows with a missing or unparsable step/value are skipped; file order is kept.
+    """
+    curves: dict[str, list[tuple[int, float]]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            try:
+                point = (int(float(r["step"])), float(r["value"]))
+            except (TypeError, ValueError, KeyError):
+                continue
+            curves.setdefault(r["name"], []).append(point)
+    return curves
+
+
+def write_report(
+    rows: list[dict],
+    out_dir: Path,
+    title: str = "Results",
+    loss_curves: dict[str, list[tuple[int, float]]] | None = None,
+) -> str:
+    """Write results.csv, results.md, plot_metrics.png (and plot_loss.png if ``loss_curves``)
+    into ``out_dir`` (created if needed).
+
+    Returns:
+        The markdown text of results.md.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        missing = [c for c in COLUMNS if c not in r and c != "chance"]
+        if missing:
+            raise ValueError(f"result row {r} lacks {missing}")
+    write_results_csv(rows, out_dir / "results.csv")
+    text = render_markdown(rows, title)
+    (out_dir / "results.md").write_text(text, encoding="utf-8")
+    plot_metrics(rows, out_dir / "plot_metrics.png", title)
+    if loss_curves is not None:
+        plot_loss(loss_curves, out_dir / "plot_loss.png", f"{title}: training curves")
+    return text

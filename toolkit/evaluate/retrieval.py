@@ -1,0 +1,138 @@
+"""Audio <-> text retrieval metrics (R@K, mAP@10) with pessimistic tie handling.
+
+Ranks are pessimistic: an item tied in score with a relevant item is ranked before it, so a
+degenerate model (e.g. constant embeddings) cannot score above chance by tie order. For
+audio->text with several relevant captions, the ranking is the total order "score descending,
+irrelevant captions before relevant ones among ties".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+MAP_CUTOFF = 10
+
+
+def _check(audio_emb: Tensor, text_emb: Tensor, text_to_audio: Tensor) -> None:
+    if audio_emb.dim() != 2 or text_emb.dim() != 2 or audio_emb.shape[1] != text_emb.shape[1]:
+        raise ValueError(
+            f"expected (N, E) and (M, E) embeddings, got {tuple(audio_emb.shape)} "
+            f"and {tuple(text_emb.shape)}"
+        )
+    if text_to_audio.shape != (text_emb.shape[0],):
+        raise ValueError(
+            f"text_to_audio must be ({text_emb.shape[0]},), got {tuple(text_to_audio.shape)}"
+        )
+    n = audio_emb.shape[0]
+    if n == 0 or text_emb.shape[0] == 0:
+        raise ValueError("empty audio or text set")
+    if int(text_to_audio.min()) < 0 or int(text_to_audio.max()) >= n:
+        raise ValueError(f"text_to_audio values must lie in [0, {n})")
+
+
+def _text_to_audio(audio: Tensor, text: Tensor, t2a: Tensor, ks: Sequence[int], chunk: int) -> dict:
+    """Per text: rank of its audio = number of audios scoring >= the correct one."""
+    ranks = []
+    for start in range(0, text.shape[0], chunk):
+        sim = text[start : start + chunk] @ audio.T  # (m, N)
+        target = t2a[start : start + chunk]
+        correct = sim.gather(1, target[:, None])
+        ranks.append((sim >= correct).sum(dim=1))
+    rank = torch.cat(ranks).double()
+    out = {f"t2a_R@{k}": 100.0 * (rank <= k).double().mean().item() for k in ks}
+    rr = torch.where(rank <= MAP_CUTOFF, 1.0 / rank, torch.zeros_like(rank))
+    out[f"t2a_mAP@{MAP_CUTOFF}"] = 100.0 * rr.mean().item()
+    return out
+
+
+def _caption_table(t2a: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """(N, R_max) caption indices of each audio and its (N, R_max) validity mask.
+
+    Padding slots repeat the audio's first caption so they are always safe to index.
+    """
+    counts = torch.bincount(t2a, minlength=n)
+    if bool((counts == 0).any()):
+        missing = torch.nonzero(counts == 0).flatten()[:5].tolist()
+        raise ValueError(f"every audio needs >= 1 caption; e.g. audio {missing} has none")
+    order = torch.argsort(t2a, stable=True)
+    offsets = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(t2a.shape[0], device=t2a.device) - offsets[t2a[order]]
+    table = torch.full((n, int(counts.max())), -1, dtype=torch.long, device=t2a.device)
+    table[t2a[order], slot] = order
+    valid = table >= 0
+    table = torch.where(valid, table, table[:, :1])
+    return table, valid
+
+
+def _audio_to_text(audio: Tensor, text: Tensor, t2a: Tensor, ks: Sequence[int], chunk: int) -> dict:
+    """Per audio: ranks of its captions in the pessimistic order, then R@K and AP@10."""
+    n, m = audio.shape[0], text.shape[0]
+    table, table_valid = _caption_table(t2a, n)
+    hits = {k: [] for k in ks}
+    aps = []
+    for start in range(0, n, chunk):
+        sim = audio[start : start + chunk] @ text.T  # (a, M)
+        rel_idx = table[start : start + chunk]  # (a, R)
+        rel_scores = sim.gather(1, rel_idx)
+        valid = table_valid[start : start + chunk]
+        rel_scores = torch.where(valid, rel_scores, torch.full_like(rel_scores, -torch.inf))
+        rel_scores, _ = rel_scores.sort(dim=1, descending=True)  # valid entries first
+        # scores of the irrelevant captions, ascending; relevant ones pushed to -inf
+        irr = sim.scatter(1, rel_idx, torch.full_like(rel_scores, -torch.inf))
+        irr, _ = irr.sort(dim=1)
+        # irrelevant captions scoring >= each relevant one (count of those < s is searchsorted)
+        n_before = m - torch.searchsorted(irr, rel_scores.contiguous(), right=False)
+        pos = torch.arange(rel_scores.shape[1], device=sim.device)[None, :]
+        valid = torch.isfinite(rel_scores)
+        rank = (n_before + pos + 1).double()  # (a, R) 1-based ranks of the relevant captions
+        first = rank[:, 0]
+        for k in ks:
+            hits[k].append(first <= k)
+        prec = (pos + 1).double() / rank
+        prec = torch.where(valid & (rank <= MAP_CUTOFF), prec, torch.zeros_like(prec))
+        num_rel = valid.sum(dim=1).clamp(max=MAP_CUTOFF).double()
+        aps.append(prec.sum(dim=1) / num_rel)
+    out = {f"a2t_R@{k}": 100.0 * torch.cat(hits[k]).double().mean().item() for k in ks}
+    out[f"a2t_mAP@{MAP_CUTOFF}"] = 100.0 * torch.cat(aps).mean().item()
+    return out
+
+
+def retrieval_metrics(
+    audio_emb: Tensor,
+    text_emb: Tensor,
+    text_to_audio: Tensor,
+    ks: Sequence[int] = (1, 5, 10),
+    chunk_size: int = 256,
+) -> dict:
+    """Audio->text and text->audio retrieval metrics, in percent.
+
+    Args:
+        audio_emb: (N, E) audio embeddings (L2-normalised by the caller; similarity = dot).
+        text_emb: (M, E) caption embeddings.
+        text_to_audio: (M,) long, index of the audio each caption describes; every audio must
+            have at least one caption.
+        ks: cut-offs K for R@K.
+        chunk_size: rows of the similarity matrix computed at once (memory ~ chunk * max(N, M)).
+
+    Returns:
+        ``a2t_R@K`` / ``t2a_R@K`` for each K, ``a2t_mAP@10``, ``t2a_mAP@10``, and the expected
+        R@1 of a random ranking ``a2t_R@1_chance`` (mean over audios of #captions / M) and
+        ``t2a_R@1_chance`` (1 / N). text->audio mAP@10 is the mean of 1/rank (0 beyond rank 10);
+        audio->text mAP@10 sums precision@rank over relevant captions ranked <= 10 and divides
+        by min(#relevant, 10).
+    """
+    t2a = text_to_audio.to(audio_emb.device).long()
+    _check(audio_emb, text_emb, t2a)
+    audio = audio_emb.detach().float()
+    text = text_emb.detach().to(device=audio.device, dtype=torch.float32)
+    chunk = max(1, int(chunk_size))
+    n, m = audio.shape[0], text.shape[0]
+    out = _audio_to_text(audio, text, t2a, ks, chunk)
+    out.update(_text_to_audio(audio, text, t2a, ks, chunk))
+    counts = torch.bincount(t2a, minlength=n).double()
+    out["a2t_R@1_chance"] = 100.0 * (counts / m).mean().item()
+    out["t2a_R@1_chance"] = 100.0 / n
+    return out

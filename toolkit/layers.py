@@ -1,0 +1,75 @@
+"""Building blocks shared by encoders, text towers and decoders."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def lengths_to_mask(lens: Tensor, max_len: int | None = None) -> Tensor:
+    """``(B,)`` lengths → ``(B, T)`` bool mask, True on valid positions."""
+    max_len = int(lens.max()) if max_len is None else max_len
+    return torch.arange(max_len, device=lens.device)[None, :] < lens[:, None]
+
+
+def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> Tensor:
+    """``(length, dim)`` sinusoidal position table (Vaswani et al. 2017)."""
+    pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    inv = torch.exp(
+        torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim)
+    )
+    table = torch.zeros(length, dim, device=device)
+    table[:, 0::2] = torch.sin(pos * inv)
+    table[:, 1::2] = torch.cos(pos * inv[: dim // 2])
+    return table
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Self-attention over ``(B, T, D)`` via ``scaled_dot_product_attention`` (flash on GPU)."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, key_mask: Tensor | None = None, causal: bool = False) -> Tensor:
+        """x ``(B, T, D)``; key_mask ``(B, T)`` True on valid keys."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.num_heads, d // self.num_heads).unbind(2)
+        q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # (B, H, T, Dh)
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=causal and mask is None,
+        )
+        return self.out(y.transpose(1, 2).reshape(b, t, d))
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm Transformer layer: ``x + MHSA(LN(x))`` then ``x + FFN(LN(x))``."""
+
+    def __init__(self, dim: int, num_heads: int, ff_dim: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = MultiHeadSelfAttention(dim, num_heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(
+            nn.Linear(dim, ff_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_dim, dim)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
+        """x ``(B, T, D)`` → ``(B, T, D)``; key_mask ``(B, T)`` True on valid positions."""
+        x = x + self.drop(self.attn(self.norm1(x), key_mask))
+        return x + self.drop(self.ff(self.norm2(x)))

@@ -1,0 +1,1 @@
+"""Objectives: ``forward(encoder_out, encoder_lens, batch) -> {"loss": scalar, ...}``."""

@@ -1,0 +1,192 @@
+"""Plugin registries: one per plugin kind, each mapping a name to a class (or factory).
+
+A plugin is registered with a decorator and built from a YAML block ``{name: ..., **kwargs}``::
+
+    @ENCODERS.register("transformer")
+    class TransformerEncoder(nn.Module): ...
+
+    encoder = ENCODERS.build({"name": "transformer", "dim": 256}, key="encoder")
+
+``build`` checks every key against the plugin's signature and type hints, so a misspelt key, an
+unknown plugin or a wrongly typed value is one clear line naming the config file, the key and the
+known options (see :mod:`toolkit.config` for where file/line information comes from).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from toolkit.config import ConfigError, check_type, locate
+
+T = TypeVar("T")
+
+
+class Registry:
+    """A name → class table for one plugin kind (e.g. ``encoder``)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._table: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator registering ``cls`` under ``name``; a duplicate name is an error."""
+
+        def deco(obj: T) -> T:
+            if name in self._table and self._table[name] is not obj:
+                raise ValueError(
+                    f"{self.kind} {name!r} is already registered by {self._table[name]}"
+                )
+            self._table[name] = obj  # type: ignore[assignment]
+            return obj
+
+        return deco
+
+    def names(self) -> list[str]:
+        """Sorted registered names."""
+        _load_builtin_plugins()
+        return sorted(self._table)
+
+    def get(self, name: str, key: str = "") -> Callable[..., Any]:
+        """The class registered as ``name``; ``key`` is the dotted config key for error messages."""
+        _load_builtin_plugins()
+        if name not in self._table:
+            where = f"{key}.name" if key else "name"
+            raise ConfigError(
+                f"{locate(where)}{where}: unknown {self.kind} {name!r}; known: {', '.join(self.names())}"
+            )
+        return self._table[name]
+
+    def build(self, cfg: Mapping[str, Any], key: str = "", **extra: Any) -> Any:
+        """Build the plugin described by ``cfg`` (``{name, **kwargs}``).
+
+        ``extra`` are constructor arguments supplied by code (e.g. ``input_dim``), not by YAML;
+        those the plugin does not accept are dropped (a tagging objective needs no vocab size).
+        """
+        key = key or self.kind
+        if not isinstance(cfg, Mapping) or "name" not in cfg:
+            raise ConfigError(
+                f"{locate(key)}{key}: a {self.kind} block needs a 'name'; known: {', '.join(self.names())}"
+            )
+        cls = self.get(cfg["name"], key)
+        kwargs = {k: v for k, v in cfg.items() if k != "name"}
+        params = plugin_params(cls)
+        extra = {k: v for k, v in extra.items() if k in params}
+        validate_kwargs(cls, kwargs, key, f"{self.kind} {cfg['name']!r}", supplied=set(extra))
+        return cls(**kwargs, **extra)
+
+    def __contains__(self, name: str) -> bool:
+        _load_builtin_plugins()
+        return name in self._table
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind}: {', '.join(self.names())})"
+
+
+def plugin_params(cls: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """Keyword parameters of a plugin's constructor (``self`` and ``*args``/``**kw`` left out)."""
+    target = cls.__init__ if inspect.isclass(cls) else cls
+    sig = inspect.signature(target)
+    return {
+        n: p
+        for n, p in sig.parameters.items()
+        if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def validate_kwargs(
+    cls: Callable[..., Any],
+    kwargs: Mapping[str, Any],
+    key: str,
+    what: str,
+    supplied: set[str] | None = None,
+) -> None:
+    """Raise :class:`ConfigError` for unknown keys, missing required keys or wrong types."""
+    import typing
+
+    params = plugin_params(cls)
+    supplied = supplied or set()
+    known = sorted(n for n in params if n not in supplied)
+    target = cls.__init__ if inspect.isclass(cls) else cls
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # unresolvable annotations: skip type checks, keep key checks
+        hints = {}
+    for k, v in kwargs.items():
+        full = f"{key}.{k}"
+        if k not in params or k in supplied:
+            raise ConfigError(
+                f"{locate(full)}{full}: unknown key for {what}; known keys: {', '.join(known)}"
+            )
+        if k in hints:
+            check_type(v, hints[k], full)
+    for n, p in params.items():
+        if p.default is inspect.Parameter.empty and n not in kwargs and n not in supplied:
+            full = f"{key}.{n}"
+            raise ConfigError(f"{locate(key)}{full}: required key missing for {what}")
+
+
+FRONTENDS = Registry("frontend")
+AUGMENTATIONS = Registry("augmentation")
+ENCODERS = Registry("encoder")
+TEXT_ENCODERS = Registry("text_encoder")
+TOKENIZERS = Registry("tokenizer")
+OBJECTIVES = Registry("objective")
+DECODERS = Registry("decoder")
+OPTIMIZERS = Registry("optimizer")
+SCHEDULERS = Registry("scheduler")
+EVALUATORS = Registry("evaluator")
+
+ALL_REGISTRIES = {
+    r.kind: r
+    for r in (
+        FRONTENDS,
+        AUGMENTATIONS,
+        ENCODERS,
+        TEXT_ENCODERS,
+        TOKENIZERS,
+        OBJECTIVES,
+        DECODERS,
+        OPTIMIZERS,
+        SCHEDULERS,
+        EVALUATORS,
+    )
+}
+
+# Modules whose import registers the built-in plugins.
+BUILTIN_PLUGIN_MODULES = (
+    "toolkit.frontends.fbank",
+    "toolkit.frontends.specaugment",
+    "toolkit.encoders.transformer",
+    "toolkit.text.tokenizer",
+    "toolkit.text.transformer",
+    "toolkit.objectives.contrastive",
+    "toolkit.train.optim",
+    "toolkit.train.scheduler",
+    "toolkit.evaluate.evaluators",
+)
+_loaded = False
+
+
+def _load_builtin_plugins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in BUILTIN_PLUGIN_MODULES:
+        importlib.import_module(mod)
+
+
+def import_plugins(modules: list[str] | None, key: str = "plugins") -> None:
+    """Import out-of-tree plugin modules named in a config's ``plugins:`` list."""
+    _load_builtin_plugins()
+    for i, mod in enumerate(modules or []):
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            full = f"{key}[{i}]"
+            raise ConfigError(
+                f"{locate(key)}{full}: cannot import plugin module {mod!r}: {e}"
+            ) from e

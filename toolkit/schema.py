@@ -1,0 +1,135 @@
+"""The experiment config: its top-level sections and the typed non-plugin sections.
+
+Plugin sections (``frontend``, ``augmentation``, ``encoder``, ``tokenizer``, ``objective``,
+``optim``, ``scheduler``) are ``{name: <registered name>, **kwargs}`` blocks checked against the
+plugin's signature. ``data``, ``train`` and ``eval`` are checked against the dataclasses below.
+Every key is documented in docs/config.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from toolkit.config import ConfigError, build_section, locate
+
+PLUGIN_SECTIONS = (
+    "frontend",
+    "augmentation",
+    "encoder",
+    "tokenizer",
+    "objective",
+    "optim",
+    "scheduler",
+)
+TOP_LEVEL = (*PLUGIN_SECTIONS, "data", "train", "eval", "seed", "plugins", "exp_dir")
+
+
+@dataclass
+class DataConfig:
+    """Where the cuts are and how they are batched."""
+
+    train: str | None = None  # training cuts (jsonl.gz)
+    dev: str | None = None  # dev cuts (probe model selection, validation loss)
+    test: str | None = None  # test cuts (evaluation)
+    sampling_rate: int = 16000  # Hz; audio at other rates is resampled on the fly
+    max_duration: float = 200.0  # seconds of audio per batch and rank
+    num_buckets: int = 10  # duration buckets of the DynamicBucketingSampler
+    bucketing: bool = True  # False → plain shuffled batches
+    max_clip_duration: float | None = 10.0  # longer training clips are randomly cropped (s)
+    min_clip_duration: float = 0.2  # shorter clips are dropped (counted) before training (s)
+    num_workers: int = 2  # dataloader worker processes
+    drop_last: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """The trainer loop."""
+
+    max_steps: int = 1000  # optimiser steps
+    max_epochs: int | None = None  # stop earlier after this many epochs
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    grad_clip: float | None = 1.0  # max global grad norm (None: no clipping)
+    accum_grad: int = 1  # micro-batches per optimiser step
+    log_every: int = 10  # steps between TensorBoard/CSV scalars
+    save_every: int = 200  # steps between checkpoints
+    keep_last: int = 3  # checkpoints kept
+    max_bad_steps: int = 5  # consecutive non-finite losses before aborting
+    num_threads: int | None = None  # torch intra-op threads on CPU (None: torch default)
+    progress: bool = True  # tqdm progress bar
+
+
+@dataclass
+class EvalConfig:
+    """Stage-5 evaluation: linear probes, retrieval, zero-shot."""
+
+    batch_duration: float = 200.0  # seconds of audio per extraction batch
+    max_clip_duration: float | None = 30.0  # evaluation clips are cut to this length (from 0 s)
+    evaluators: list[dict] = field(
+        default_factory=lambda: [
+            {"name": "linear_probe"},
+            {"name": "retrieval"},
+            {"name": "zero_shot"},
+        ]
+    )  # evaluator plugin blocks, run in order
+    baselines: list[Literal["random_init", "logmel_stats"]] = field(
+        default_factory=lambda: ["random_init", "logmel_stats"]
+    )  # reference rows: the untrained encoder and raw log-mel mean+std statistics
+    num_workers: int = 2  # dataloader workers for extraction
+
+
+def check_top_level(cfg: dict[str, Any]) -> None:
+    """Unknown top-level sections are errors (a typo would otherwise be silently ignored);
+    plugin sections are checked against their plugins (:func:`check_plugins`)."""
+    for k in cfg:
+        if k not in TOP_LEVEL:
+            raise ConfigError(
+                f"{locate(k)}{k}: unknown config section; known: {', '.join(TOP_LEVEL)}"
+            )
+    check_plugins(cfg)
+
+
+# Constructor arguments that code (not YAML) supplies to each plugin kind.
+CONTEXT_ARGS = {
+    "encoder": {"input_dim"},
+    "objective": {"encoder_dim", "vocab_size"},
+    "optim": {"model"},
+    "scheduler": {"optimizer", "total_steps"},
+}
+SECTION_REGISTRY = {"optim": "optimizer"}
+
+
+def check_plugins(cfg: dict[str, Any]) -> None:
+    """Check every plugin section's name, keys and types before anything is built, so a typo
+    fails in a second rather than after data loading."""
+    from toolkit.registry import ALL_REGISTRIES, validate_kwargs
+
+    for sec in PLUGIN_SECTIONS:
+        block = cfg.get(sec)
+        if not block:
+            continue
+        if not isinstance(block, dict):
+            raise ConfigError(f"{locate(sec)}{sec}: expected a mapping {{name: ..., ...}}")
+        reg = ALL_REGISTRIES[SECTION_REGISTRY.get(sec, sec)]
+        if "name" not in block:
+            raise ConfigError(
+                f"{locate(sec)}{sec}: needs a 'name'; known: {', '.join(reg.names())}"
+            )
+        cls = reg.get(block["name"], sec)
+        kwargs = {k: v for k, v in block.items() if k != "name"}
+        validate_kwargs(
+            cls, kwargs, sec, f"{reg.kind} {block['name']!r}", CONTEXT_ARGS.get(sec, set())
+        )
+
+
+def data_config(cfg: dict[str, Any]) -> DataConfig:
+    return build_section(DataConfig, cfg.get("data"), "data")
+
+
+def train_config(cfg: dict[str, Any]) -> TrainConfig:
+    return build_section(TrainConfig, cfg.get("train"), "train")
+
+
+def eval_config(cfg: dict[str, Any]) -> EvalConfig:
+    return build_section(EvalConfig, cfg.get("eval"), "eval")

@@ -1,0 +1,1 @@
+"""Text side: tokenizers (SentencePiece) and text encoders (towers for contrastive objectives)."""

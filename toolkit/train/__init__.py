@@ -1,0 +1,1 @@
+"""Training: the generic trainer loop, checkpoints, optimisers and LR schedulers."""

@@ -1,0 +1,90 @@
+"""Checkpoints: atomic writes (temp file + fsync + rename), keep-last-K, newest-loadable resume."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written or read."""
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch (CPU and CUDA) RNG states."""
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` so that a crash or a full disk never leaves a partial file
+    under the final name. Raises :class:`CheckpointError` naming the path on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"cannot write checkpoint {path}: {e.strerror or e} (disk full?); "
+            "earlier checkpoints are untouched"
+        ) from e
+
+
+def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """``[(step, path)]`` sorted by step."""
+    if not ckpt_dir.is_dir():
+        return []
+    out = []
+    for p in ckpt_dir.iterdir():
+        m = _NAME.match(p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
+    """Write ``checkpoint-<step>.pt`` and delete all but the newest ``keep_last``."""
+    path = ckpt_dir / f"checkpoint-{step}.pt"
+    save_atomic(state, path)
+    for _, old in list_checkpoints(ckpt_dir)[:-keep_last] if keep_last > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_latest(ckpt_dir: Path) -> dict[str, Any] | None:
+    """The newest checkpoint that loads; unreadable ones are reported and passed over."""
+    for _, path in reversed(list_checkpoints(ckpt_dir)):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            log.warning("checkpoint %s is unreadable (%s); trying an older one", path, e)
+    return None

@@ -1,0 +1,317 @@
+"""The generic trainer loop. It sees a model returning a loss dict and batch dicts; it knows
+nothing of audio (it only reads the optional ``duration``/``num_skipped`` batch entries).
+
+Features: AdamW-style optimiser and LR-scheduler plugins, gradient accumulation and clipping,
+bf16 autocast on CUDA (fp32 on CPU), DDP (gloo/NCCL), atomic checkpoints every N steps with
+keep-last-K, bit-exact ``resume`` (model, optimiser, scheduler, sampler position, RNG states),
+non-finite loss skipping with an abort after N in a row, TensorBoard + CSV scalars, a progress bar.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from toolkit import distributed as D
+from toolkit.schema import TrainConfig
+from toolkit.train.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss kept being NaN/inf)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("train.device=cuda but no CUDA device is visible")
+    return torch.device(name)
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+        for k, v in batch.items()
+    }
+
+
+class Trainer:
+    """Runs ``cfg.max_steps`` optimiser steps over ``loader`` epochs.
+
+    Args:
+        model: ``forward(batch) -> {"loss": scalar, ...}``; other scalar entries are logged.
+        optimizer / scheduler: built by the OPTIMIZERS / SCHEDULERS plugins.
+        loader: iterable of batch dicts; ``set_epoch(epoch, skip)`` is called on ``sampler``
+            before every epoch (``skip`` = batches already consumed when resuming).
+        sampler: object with ``set_epoch(epoch, skip)``; ``dataset`` may have ``set_epoch``.
+        run_dir: checkpoints in ``run_dir/checkpoints``, TensorBoard in ``run_dir/tensorboard``,
+            scalars also in ``run_dir/train_log.csv``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        loader: Iterable[dict[str, Any]],
+        sampler: Any,
+        cfg: TrainConfig,
+        run_dir: Path,
+        device: torch.device,
+        dataset: Any = None,
+        extra_state: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.model = model
+        self.module = model.module if hasattr(model, "module") else model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.loader = loader
+        self.sampler = sampler
+        self.dataset = dataset
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.device = device
+        self.extra_state = extra_state
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.bad_streak = 0
+        self.skipped_data = 0
+        self.is_main = D.rank() == 0
+        use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+        if use_bf16 and device.type != "cuda":
+            log.warning("train.precision=bf16 is for CUDA; training in fp32 on %s", device)
+            use_bf16 = False
+        self.autocast = (
+            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+        )
+        self.writer = None
+        self.csv_path = self.run_dir / "train_log.csv"
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "trainer": {
+                "step": self.step,
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "bad_streak": self.bad_streak,
+                "skipped_data": self.skipped_data,
+            },
+            "rng": rng_state(),
+            **(self.extra_state() if self.extra_state else {}),
+        }
+
+    def resume(self) -> bool:
+        """Load the newest readable checkpoint of ``run_dir``; False if there is none."""
+        state = load_latest(self.run_dir / "checkpoints")
+        if state is None:
+            return False
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        for k, v in state["trainer"].items():
+            setattr(self, k, v)
+        set_rng_state(state["rng"])
+        self._truncate_csv(self.step)
+        log.info(
+            "resumed from step %d (epoch %d, batch %d)", self.step, self.epoch, self.batch_in_epoch
+        )
+        return True
+
+    def save(self) -> None:
+        if self.is_main:
+            path = save_checkpoint(
+                self.run_dir / "checkpoints", self.step, self.state_dict(), self.cfg.keep_last
+            )
+            log.info("saved %s", path)
+
+    # ------------------------------------------------------------------ logging
+    def _truncate_csv(self, step: int) -> None:
+        if not self.is_main or not self.csv_path.exists():
+            return
+        with open(self.csv_path) as f:
+            rows = [r for r in csv.reader(f)]
+        keep = [r for r in rows[1:] if r and int(r[0]) <= step]
+        with open(self.csv_path, "w", newline="") as f:
+            csv.writer(f).writerows([rows[0], *keep])
+
+    def _log(self, scalars: dict[str, float]) -> None:
+        if not self.is_main:
+            return
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step)
+        new = not self.csv_path.exists()
+        with open(self.csv_path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["step", "name", "value"])
+            for k, v in scalars.items():
+                self.writer.add_scalar(k, v, self.step)
+                w.writerow([self.step, k, f"{v:.6g}"])
+
+    # ------------------------------------------------------------------ loop
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        ok = torch.tensor(float(torch.isfinite(loss.detach()).all()), device=self.device)
+        if D.is_distributed():
+            torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
+        return bool(ok.item())
+
+    def _batches(self):
+        """Endless (epoch, batch) stream starting at the resumed position."""
+        while True:
+            if self.cfg.max_epochs is not None and self.epoch >= self.cfg.max_epochs:
+                return
+            self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
+            if self.dataset is not None and hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(self.epoch)
+            for batch in self.loader:
+                self.batch_in_epoch += 1
+                yield batch
+            self.epoch += 1
+            self.batch_in_epoch = 0
+
+    def fit(self) -> None:
+        """Train until ``max_steps`` (or ``max_epochs``); checkpoints at the end."""
+        cfg = self.cfg
+        self.model.train()
+        bar = None
+        if self.is_main and cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=cfg.max_steps,
+                initial=self.step,
+                desc="train",
+                unit="step",
+                dynamic_ncols=True,
+                mininterval=1.0 if sys.stderr.isatty() else 30.0,
+            )
+        micro, acc_loss, acc_dur, t0 = 0, {}, 0.0, time.perf_counter()
+        last_saved = self.step
+        batches = self._batches()
+        while self.step < cfg.max_steps:
+            batch = next(batches, None)
+            if batch is None:
+                break
+            self.skipped_data += int(batch.get("num_skipped", 0))
+            if not batch.get("cut_ids", [None]):
+                log.warning("empty batch (all its clips were skipped); moving on")
+                continue
+            batch = to_device(batch, self.device)
+            last_micro = micro + 1 == cfg.accum_grad
+            sync = (
+                nullcontext()
+                if last_micro or not hasattr(self.model, "no_sync")
+                else self.model.no_sync()
+            )
+            with sync:
+                with self.autocast():
+                    out = self.model(batch)
+                loss = out["loss"]
+                if not self._all_finite(loss):
+                    self.bad_streak += 1
+                    log.warning(
+                        "non-finite loss (%s) at step %d, batch %d of epoch %d; skipping it "
+                        "(%d in a row)",
+                        loss.item(),
+                        self.step,
+                        self.batch_in_epoch,
+                        self.epoch,
+                        self.bad_streak,
+                    )
+                    if self.bad_streak >= cfg.max_bad_steps:
+                        raise TrainingError(
+                            f"loss was NaN/inf for {self.bad_streak} batches in a row (last at "
+                            f"step {self.step}, epoch {self.epoch}); lower optim.lr, check the "
+                            f"data, or raise train.max_bad_steps. Last good checkpoint: "
+                            f"{self.run_dir / 'checkpoints'}"
+                        )
+                    continue
+                (loss / cfg.accum_grad).backward()
+            micro += 1
+            acc_dur += float(batch.get("duration", 0.0))
+            for k, v in out.items():
+                if isinstance(v, torch.Tensor) and v.numel() == 1:
+                    acc_loss[k] = acc_loss.get(k, 0.0) + float(v.detach()) / cfg.accum_grad
+            if micro < cfg.accum_grad:
+                continue
+            micro = 0
+            grad_norm = self._clip()
+            if not math.isfinite(grad_norm):
+                self.bad_streak += 1
+                log.warning("non-finite gradient norm at step %d; skipping the update", self.step)
+                self.optimizer.zero_grad(set_to_none=True)
+                acc_loss, acc_dur = {}, 0.0
+                if self.bad_streak >= cfg.max_bad_steps:
+                    raise TrainingError(
+                        f"gradients were NaN/inf for {self.bad_streak} steps in a row (step "
+                        f"{self.step}); lower optim.lr or check the data"
+                    )
+                continue
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self.step += 1
+            self.bad_streak = 0
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{acc_loss.get('loss', float('nan')):.3f}",
+                    epoch=self.epoch,
+                    refresh=False,
+                )
+            if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                dt = time.perf_counter() - t0
+                total_dur = float(D.all_reduce_mean(torch.tensor(acc_dur))) * D.world_size()
+                scalars = {
+                    f"train/{k}": float(D.all_reduce_mean(torch.tensor(v)))
+                    for k, v in acc_loss.items()
+                }
+                scalars["train/lr"] = self.optimizer.param_groups[0]["lr"]
+                scalars["train/grad_norm"] = grad_norm
+                scalars["throughput/data_seconds_per_second"] = total_dur / max(dt, 1e-9)
+                scalars["data/skipped_total"] = float(self.skipped_data)
+                self._log(scalars)
+                t0 = time.perf_counter()
+                acc_dur = 0.0
+            acc_loss = {}
+            if self.step % cfg.save_every == 0:
+                self.save()
+                last_saved = self.step
+        if bar is not None:
+            bar.close()
+        if self.step != last_saved:
+            self.save()
+        if self.skipped_data:
+            log.warning(
+                "%d clips were skipped by the data loader (see warnings above)", self.skipped_data
+            )
+        if self.writer is not None:
+            self.writer.close()
+
+    def _clip(self) -> float:
+        params = [p for p in self.module.parameters() if p.grad is not None]
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        return float(norm)
