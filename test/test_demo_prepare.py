@@ -53,7 +53,7 @@ def generated(tmp_path_factory):
 
 def test_layout_and_sizes(generated):
     root, cuts, manifests = generated
-    for split, n in zip(demo.SPLITS, SIZES.values()):
+    for split, n in zip(demo.SPLITS, SIZES.values(), strict=True):
         assert demo.manifest_path(manifests, split).is_file()
         assert len(cuts[split]) == n
         for cut in cuts[split]:
@@ -103,7 +103,12 @@ def test_cut_contract(generated):
 def test_all_domains_and_tasks_present(generated):
     _, cuts, _ = generated
     every = [c for cs in cuts.values() for c in cs]
-    assert {c.supervisions[0].custom["domain"] for c in every} == {"speech", "music", "sound", "mix"}
+    assert {c.supervisions[0].custom["domain"] for c in every} == {
+        "speech",
+        "music",
+        "sound",
+        "mix",
+    }
     assert label_tasks(every) == sorted(LABEL_VALUES)
 
 
@@ -130,7 +135,9 @@ def test_splits_are_disjoint(generated):
 
 def test_sentences_are_disjoint_across_splits():
     rng = np.random.default_rng(0)
-    sents = {s: {demo_speech.make_sentence("english", rng, s) for _ in range(300)} for s in demo.SPLITS}
+    sents = {
+        s: {demo_speech.make_sentence("english", rng, s) for _ in range(300)} for s in demo.SPLITS
+    }
     assert not (sents["train"] & sents["dev"] or sents["train"] & sents["test"])
     assert not sents["dev"] & sents["test"]
 
@@ -153,7 +160,9 @@ def test_deterministic(generated, tmp_path):
     # a different seed gives different audio and captions
     diff, _ = _generate(tmp_path / "seed1", seed=1)
     diff_audio = _audio(diff)
-    assert sum(not np.array_equal(diff_audio[k], ref_audio[k]) for k in ref_audio) > 0.9 * len(ref_audio)
+    assert sum(not np.array_equal(diff_audio[k], ref_audio[k]) for k in ref_audio) > 0.9 * len(
+        ref_audio
+    )
     caps = lambda cs: [cut_captions(c) for c in cs["train"]]  # noqa: E731
     assert caps(diff) != caps(cuts)
 

@@ -29,24 +29,34 @@ from toolkit.utils.logging import setup_logging
 log = logging.getLogger("toolkit.train")
 
 
+class _DurationFilter:
+    """Keeps cuts of at least ``min_duration`` s; warns on the first few dropped (by id)."""
+
+    def __init__(self, min_duration: float) -> None:
+        self.min_duration = min_duration
+        self.dropped = 0
+
+    def __call__(self, cut) -> bool:
+        if cut.duration >= self.min_duration:
+            return True
+        self.dropped += 1
+        if self.dropped <= 5:
+            log.warning(
+                "dropping cut %s: %.3fs is shorter than data.min_clip_duration=%.2fs",
+                cut.id,
+                cut.duration,
+                self.min_duration,
+            )
+        return False
+
+
 def load_train_cuts(path: str | None, min_duration: float) -> CutSet:
-    """Training cuts with too-short clips dropped (and counted)."""
+    """Training cuts, read lazily (any corpus size), with too-short clips dropped and counted."""
     if not path:
         raise ConfigError("data.train: no training manifest given")
     if not Path(path).is_file():
         raise ConfigError(f"data.train: {path} does not exist (run the data preparation stage)")
-    cuts = CutSet.from_file(path).to_eager()
-    kept = cuts.filter(lambda c: c.duration >= min_duration).to_eager()
-    if len(kept) < len(cuts):
-        log.warning(
-            "dropped %d of %d cuts shorter than data.min_clip_duration=%.2fs",
-            len(cuts) - len(kept),
-            len(cuts),
-            min_duration,
-        )
-    if len(kept) == 0:
-        raise ConfigError(f"data.train: {path} has no usable cuts")
-    return kept
+    return CutSet.from_jsonl_lazy(path).filter(_DurationFilter(min_duration))
 
 
 def main(argv: list[str] | None = None) -> int:

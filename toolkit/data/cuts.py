@@ -77,7 +77,7 @@ def make_caption_cut(
         raise ValueError(f"{cut_id}: {len(captions)} captions but {len(styles)} styles")
     if domain not in DOMAINS:
         raise ValueError(f"{cut_id}: unknown domain {domain!r} (expected one of {DOMAINS})")
-    pairs = [(clean_caption(c), s) for c, s in zip(captions, styles)]
+    pairs = [(clean_caption(c), s) for c, s in zip(captions, styles, strict=True)]
     pairs = [(c, s) for c, s in pairs if c]
     for _, style in pairs:
         if style not in CAPTION_STYLES:

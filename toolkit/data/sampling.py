@@ -54,27 +54,18 @@ def make_sampler(
 
     With ``world_size > 1`` each rank receives different batches (never the same cut in an epoch).
     """
+    common = dict(
+        max_duration=max_duration,
+        shuffle=shuffle,
+        seed=seed,
+        world_size=world_size,
+        rank=rank,
+        drop_last=drop_last,
+    )
     if bucketing:
-        s = DynamicBucketingSampler(
-            cuts,
-            max_duration=max_duration,
-            shuffle=shuffle,
-            num_buckets=num_buckets,
-            seed=seed,
-            world_size=world_size,
-            rank=rank,
-            drop_last=drop_last,
-        )
+        s = DynamicBucketingSampler(cuts, num_buckets=num_buckets, **common)
     else:
-        s = SimpleCutSampler(
-            cuts,
-            max_duration=max_duration,
-            shuffle=shuffle,
-            seed=seed,
-            world_size=world_size,
-            rank=rank,
-            drop_last=drop_last,
-        )
+        s = SimpleCutSampler(cuts, **common)
     return ResumableSampler(s)
 
 

@@ -181,12 +181,15 @@ class Trainer:
         while True:
             if self.cfg.max_epochs is not None and self.epoch >= self.cfg.max_epochs:
                 return
-            self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
+            start = self.batch_in_epoch
+            self.sampler.set_epoch(self.epoch, skip=start)
             if self.dataset is not None and hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(self.epoch)
             for batch in self.loader:
                 self.batch_in_epoch += 1
                 yield batch
+            if start == 0 and self.batch_in_epoch == 0:
+                raise TrainingError(f"epoch {self.epoch} produced no batch: the training data is empty")
             self.epoch += 1
             self.batch_in_epoch = 0
 

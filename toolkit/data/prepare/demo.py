@@ -88,6 +88,7 @@ def plan_split(split: str, n: int, seed: int) -> list[dict]:
         "music": list(
             itertools.product(demo_music.INSTRUMENTS, demo_music.MODES, demo_music.TEMPOS)
         ),
+        # every event class appears len(COUNTS) times per cycle; counts balance within countables
         "sound": [(e, c) for e in demo_sound.COUNTABLE for c in demo_sound.COUNTS]
         + [(e, None) for e in demo_sound.CONTINUOUS for _ in demo_sound.COUNTS],
         "mix": list(MIX_KINDS),
@@ -98,7 +99,9 @@ def plan_split(split: str, n: int, seed: int) -> list[dict]:
     cursor = dict.fromkeys(counts, 0)
     plan = []
     for idx, domain in enumerate(domains):
-        plan.append({"split": split, "index": idx, "domain": domain, "attrs": attrs[domain][cursor[domain]]})  # fmt: skip
+        plan.append(
+            {"split": split, "index": idx, "domain": domain, "attrs": attrs[domain][cursor[domain]]}
+        )
         cursor[domain] += 1
     return plan
 
@@ -136,11 +139,11 @@ def generate_clip(task: dict, seed: int, audio_dir: Path) -> MonoCut:
     if domain == "speech":
         audio, meta = demo_speech.synth_speech(rng, *attrs, split)
         options = speech_captions(meta, rng)
-        labels = dict(zip(("speech_language", "speech_rate", "speech_gender"), attrs))
+        labels = dict(zip(("speech_language", "speech_rate", "speech_gender"), attrs, strict=True))
     elif domain == "music":
         audio, meta = demo_music.synth_music(rng, *attrs)
         options = music_captions(meta, rng)
-        labels = dict(zip(("music_instrument", "music_mode", "music_tempo"), attrs))
+        labels = dict(zip(("music_instrument", "music_mode", "music_tempo"), attrs, strict=True))
     elif domain == "sound":
         audio, meta = demo_sound.synth_sound(rng, *attrs)
         options = sound_captions(meta, rng)
@@ -193,9 +196,9 @@ def prepare_demo(
         return {split: CutSet.from_file(p) for split, p in paths.items()}
     if not demo_speech.espeak_available():
         raise RuntimeError("espeak-ng is required to generate the demo corpus")
-    if seed < 0:
-        raise ValueError("seed must be non-negative")
     sizes = {"train": num_train, "dev": num_dev, "test": num_test}
+    if seed < 0 or min(sizes.values()) < 0:
+        raise ValueError("seed and split sizes must be non-negative")
     output_dir.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         (corpus_dir / split).mkdir(parents=True, exist_ok=True)

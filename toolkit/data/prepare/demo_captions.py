@@ -50,7 +50,10 @@ GENDER_NOUN = {
     "male": ("man", "male speaker", "male voice", "man's voice"),
     "female": ("woman", "female speaker", "female voice", "woman's voice"),
 }
-GENDER_PERSON = {"male": ("man", "male speaker", "male talker"), "female": ("woman", "female speaker", "female talker")}  # fmt: skip
+GENDER_PERSON = {
+    "male": ("man", "male speaker", "male talker"),
+    "female": ("woman", "female speaker", "female talker"),
+}
 GENDER_ADJ = {"male": ("male", "masculine"), "female": ("female", "feminine")}
 RATE_ADV = {
     "slow": ("slowly", "at a slow pace", "at a leisurely pace", "unhurriedly", "deliberately"),
@@ -97,8 +100,7 @@ SPEECH_TEMPLATES = {
         "over {noise}.",
         "{Lang} speech from {a_person}, spoken {radv} in {a_tone} tone; {noise} can be heard "
         "behind the {pitch} voice.",
-        "A synthetic-sounding {gadj} voice reads {nsent} aloud in {Lang} {radv}, "
-        "against {noise}.",
+        "A synthetic-sounding {gadj} voice reads {nsent} aloud in {Lang} {radv}, against {noise}.",
     ),
     "speaking_style": (
         "{a_radj} {gadj} voice speaking {Lang} with {a_tone} tone.",
@@ -123,14 +125,20 @@ def _pitch_words(pitch: int) -> tuple[str, ...]:
 def _quiet_noise(rng: np.random.Generator, snr: float) -> str:
     """Description of the faint background noise under speech."""
     if snr > 27:
-        return pick(rng, ("faint room noise", "a very quiet background hiss", "an almost silent background"))
+        return pick(
+            rng, ("faint room noise", "a very quiet background hiss", "an almost silent background")
+        )
     return pick(rng, ("soft background noise", "a light hiss", "faint steady noise"))
 
 
 def speech_fields(meta: dict, rng: np.random.Generator) -> dict[str, str]:
     """Template fields for a speech clip's metadata."""
     g, r = meta["gender"], meta["rate"]
-    person, gadj, radj = pick(rng, GENDER_PERSON[g]), pick(rng, GENDER_ADJ[g]), pick(rng, RATE_ADJ[r])
+    person, gadj, radj = (
+        pick(rng, GENDER_PERSON[g]),
+        pick(rng, GENDER_ADJ[g]),
+        pick(rng, RATE_ADJ[r]),
+    )
     pitch, tone = pick(rng, _pitch_words(meta["pitch"])), pick(rng, TONE[r])
     return {
         "lang": meta["language"],
@@ -173,8 +181,14 @@ MODE_PHRASE = {
     "minor": ("in a minor key", "in a melancholic minor key", "in a sad-sounding minor key",
               "in a dark minor mode"),
 }  # fmt: skip
-MODE_PLAIN = {"major": ("in a major key", "in major", "in a major tonality"), "minor": ("in a minor key", "in minor", "in a minor tonality")}  # fmt: skip
-MODE_TAG = {"major": ("major", "major key", "major mode"), "minor": ("minor", "minor key", "minor mode")}  # fmt: skip
+MODE_PLAIN = {
+    "major": ("in a major key", "in major", "in a major tonality"),
+    "minor": ("in a minor key", "in minor", "in a minor tonality"),
+}
+MODE_TAG = {
+    "major": ("major", "major key", "major mode"),
+    "minor": ("minor", "minor key", "minor mode"),
+}
 MOOD = {
     "major": ("happy", "cheerful", "bright", "uplifting"),
     "minor": ("melancholic", "sad", "somber", "wistful"),

@@ -24,19 +24,37 @@ TIMES = {
 }
 # Countable events: tags, singular nouns, plural nouns (parallel), clauses.
 COUNTABLE_WORDS = {
-    "beep": (("beep", "alarm beep", "electronic beep"), ("beep", "alarm beep"),
-             ("beeps", "alarm beeps"), ("an alarm beeps", "a device beeps", "an electronic alarm beeps")),
-    "water drop": (("water drop", "dripping water", "drip"), ("water drop", "drip", "drop of water"),
-                   ("water drops", "drips", "drops of water"),
-                   ("water drips", "a drop of water falls", "a water drop plinks")),
-    "dog bark": (("dog bark", "dog barking", "barking dog"), ("dog bark", "bark"),
-                 ("dog barks", "barks"), ("a dog barks", "a small dog barks")),
-    "knock": (("knock", "door knock", "knocking"), ("knock", "knock on a door"),
-              ("knocks", "knocks on a door"),
-              ("someone knocks on a door", "someone raps on a wooden door", "someone knocks on wood")),
-    "bell": (("bell", "chime", "bell ringing"), ("bell strike", "chime"),
-             ("bell strikes", "chimes"), ("a bell rings", "a bell chimes", "a small bell is struck")),
-}  # fmt: skip
+    "beep": (
+        ("beep", "alarm beep", "electronic beep"),
+        ("beep", "alarm beep"),
+        ("beeps", "alarm beeps"),
+        ("an alarm beeps", "a device beeps", "an electronic alarm beeps"),
+    ),
+    "water drop": (
+        ("water drop", "dripping water", "drip"),
+        ("water drop", "drip", "drop of water"),
+        ("water drops", "drips", "drops of water"),
+        ("water drips", "a drop of water falls", "a water drop plinks"),
+    ),
+    "dog bark": (
+        ("dog bark", "dog barking", "barking dog"),
+        ("dog bark", "bark"),
+        ("dog barks", "barks"),
+        ("a dog barks", "a small dog barks"),
+    ),
+    "knock": (
+        ("knock", "door knock", "knocking"),
+        ("knock", "knock on a door"),
+        ("knocks", "knocks on a door"),
+        ("someone knocks on a door", "someone raps on a wooden door", "someone knocks on wood"),
+    ),
+    "bell": (
+        ("bell", "chime", "bell ringing"),
+        ("bell strike", "chime"),
+        ("bell strikes", "chimes"),
+        ("a bell rings", "a bell chimes", "a small bell is struck"),
+    ),
+}
 # Continuous events: tags and, per style, (clauses, noun phrases).
 CONTINUOUS_WORDS = {
     "siren": (("siren", "emergency siren", "police siren"), {
@@ -70,7 +88,7 @@ CONTINUOUS_WORDS = {
 }  # fmt: skip
 NOISE_WORD = {
     "white": ("hiss", "static", "white noise"),
-    "pink": ("rushing noise", "pink noise", "steady noise"),
+    "pink": ("rushing noise", "pink noise", "whooshing noise"),
     "brown": ("rumble", "rumbling noise", "brown noise"),
 }
 COUNTABLE_TEMPLATES = {
@@ -206,8 +224,15 @@ def _music_phrases(meta: dict, rng: np.random.Generator) -> tuple[str, str, str]
     """(clause, noun phrase, tags) naming a background music component."""
     instr = pick(rng, INSTRUMENT_NAMES[meta["instrument"]])
     tadj, mood = pick(rng, TEMPO_ADJ[meta["tempo"]]), pick(rng, MOOD[meta["mode"]])
-    clause = pick(rng, (f"soft {instr} music plays", f"{art(instr)} plays quietly",
-                        f"{art(tadj)} {instr} tune plays", f"{art(mood)} {instr} melody plays"))  # fmt: skip
+    clause = pick(
+        rng,
+        (
+            f"soft {instr} music plays",
+            f"{art(instr)} plays quietly",
+            f"{art(tadj)} {instr} tune plays",
+            f"{art(mood)} {instr} melody plays",
+        ),
+    )
     np_ = pick(rng, (f"soft {instr} music", f"a quiet {instr} melody", f"{art(tadj)} {instr} tune"))
     return clause, np_, f"music, {instr}"
 

@@ -32,7 +32,7 @@ TEMPO_BPM = {"slow": (60, 80), "medium": (100, 120), "fast": (150, 180)}
 KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 # Lowest MIDI note allowed for the tonic of each instrument (tonic = low + key pitch class).
-REGISTER = {"piano": 57, "organ": 53, "guitar": 50, "flute": 69, "violin": 60}
+REGISTER = {"piano": 62, "organ": 60, "guitar": 57, "flute": 72, "violin": 67}
 # Chord progressions as scale degrees (0 = tonic); each starts and ends on the tonic.
 PROGRESSIONS = ((0, 3, 4, 0), (0, 5, 3, 4, 0), (0, 3, 0, 4, 0), (0, 4, 5, 3, 0))
 
@@ -84,7 +84,7 @@ def note(instrument: str, midi: int, gate: float, timbre: dict, rng: np.random.G
     n = num_samples(gate)
     if instrument == "organ":
         amps = np.zeros(20)
-        for ratio, level in zip((1, 2, 3, 4, 6, 8), timbre["drawbars"]):
+        for ratio, level in zip((1, 2, 3, 4, 6, 8), timbre["drawbars"], strict=True):
             amps[ratio - 1] = level
         trem = 0.03 * np.sin(2 * np.pi * 6.0 * np.arange(n) / SR)
         x = _partials(freq, n, amps, np.full(20, np.inf), None) * (1.0 + trem)
@@ -138,7 +138,7 @@ def _events(texture: str, mode: str, tonic: int, beats: int, rng: np.random.Gene
         if len(degrees) >= 5:
             degrees[-2:] = [2, 0]  # third then tonic: a cadence that states the mode
         starts = np.cumsum([0] + lengths[:-1])
-        for b, d, length in zip(starts, degrees, lengths):
+        for b, d, length in zip(starts, degrees, lengths, strict=True):
             events.append((int(b), [degree_note(tonic, mode, d)], length))
     else:
         per_chord = 4 if texture == "arpeggios" else int(rng.choice([1, 2]))
@@ -150,6 +150,11 @@ def _events(texture: str, mode: str, tonic: int, beats: int, rng: np.random.Gene
                 events.append((b, [degree_note(tonic, mode, root + pattern[b % 4])], 1))
             else:
                 events.append((b, triad, 1))
+    if texture in ("melody", "scale") and events:  # open and close on the tonic triad
+        triad = [degree_note(tonic, mode, d) for d in (0, 2, 4)]
+        for i in {0, len(events) - 1}:
+            b, notes, length = events[i]
+            events[i] = (b, sorted(set(notes + triad)), length)
     return events, prog
 
 
@@ -189,7 +194,11 @@ def synth_music(
     for b, notes, length in events:
         start = num_samples(offset + b * beat)
         for midi in notes:
-            add_at(lead, note(instrument, midi, length * beat * legato, timbre, rng) / len(notes) ** 0.5, start)
+            add_at(
+                lead,
+                note(instrument, midi, length * beat * legato, timbre, rng) / len(notes) ** 0.5,
+                start,
+            )
     if instrument == "violin":  # wooden body resonances
         lead = formant_filter(lead, [280.0, 1000.0, 2600.0, 4000.0], [150.0, 500.0, 900.0, 1500.0])
     lead /= np.max(np.abs(lead)) + 1e-9

@@ -131,7 +131,7 @@ def _countable(event: str, count: int, rng: np.random.Generator) -> tuple[np.nda
     dur = min(dur, MAX_DUR)
     start = rng.uniform(0.1, max(0.1, dur - span - 0.1))
     clip = np.zeros(num_samples(dur))
-    for onset, snd in zip(onsets, sounds):
+    for onset, snd in zip(onsets, sounds, strict=True):
         add_at(clip, snd, num_samples(start + onset))
     return clip, rms(np.concatenate(sounds))
 

@@ -30,7 +30,10 @@ RATES = ("slow", "medium", "fast")
 GENDERS = ("male", "female")
 
 ESPEAK_VOICE = {"english": "en", "german": "de", "french": "fr", "spanish": "es", "italian": "it"}
-VARIANTS = {"male": ("m1", "m2", "m3", "m4", "m5", "m6", "m7"), "female": ("f1", "f2", "f3", "f4", "f5")}
+VARIANTS = {
+    "male": ("m1", "m2", "m3", "m4", "m5", "m6", "m7"),
+    "female": ("f1", "f2", "f3", "f4", "f5"),
+}
 RATE_WPM = {"slow": (100, 120), "medium": (150, 170), "fast": (215, 245)}
 # Residues of the sentence-combination index (mod 5) reserved for each split.
 SPLIT_RESIDUES = {"train": (0, 1, 2), "dev": (3,), "test": (4,)}

@@ -63,7 +63,7 @@ def formant_filter(x: np.ndarray, centers: list[float], widths: list[float]) -> 
     """Sum of Gaussian band-pass resonances at ``centers`` Hz with ``widths`` Hz (via FFT)."""
 
     def gain(f: np.ndarray) -> np.ndarray:
-        return sum(np.exp(-0.5 * ((f - c) / w) ** 2) for c, w in zip(centers, widths))
+        return sum(np.exp(-0.5 * ((f - c) / w) ** 2) for c, w in zip(centers, widths, strict=True))
 
     return spectral_shape(x, gain)
 
