@@ -8,11 +8,17 @@ import torch
 from toolkit.encoders.transformer import TransformerEncoder
 
 
-@pytest.mark.parametrize("factor", [4, 8])
-def test_padding_invariance_and_shapes(factor):
+@pytest.mark.parametrize("factor,conv", [(4, 0), (8, 0), (4, 7)])
+def test_padding_invariance_and_shapes(factor, conv):
     torch.manual_seed(0)
     enc = TransformerEncoder(
-        input_dim=80, dim=64, num_layers=2, num_heads=4, ff_dim=128, subsampling_factor=factor
+        input_dim=80,
+        dim=64,
+        num_layers=2,
+        num_heads=4,
+        ff_dim=128,
+        subsampling_factor=factor,
+        conv_kernel=conv,
     ).eval()
     assert enc.output_dim == 64
     a, b = torch.randn(1, 200, 80), torch.randn(1, 120, 80)

@@ -70,5 +70,11 @@ def test_template_recipe_end_to_end(tmp_path):
     probe = get[("pretrained", "sound_pitch", "acc")]
     assert float(probe["value"]) >= 90.0
     # stages are idempotent: a second run skips finished work
-    r2 = subprocess.run(cmd[:1] + ["--stage", "1", "--stop-stage", "4"] + cmd[1:], cwd=tmp_path, env=env, capture_output=True, text=True)
+    r2 = subprocess.run(
+        cmd[:1] + ["--stage", "1", "--stop-stage", "4"] + cmd[1:],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert r2.returncode == 0 and r2.stdout.count("skip:") == 4

@@ -56,13 +56,41 @@ class MultiHeadSelfAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
 
-class TransformerLayer(nn.Module):
-    """Pre-norm Transformer layer: ``x + MHSA(LN(x))`` then ``x + FFN(LN(x))``."""
+class ConvModule(nn.Module):
+    """Conformer convolution module: pointwise conv + GLU, depthwise conv over time, norm, SiLU,
+    pointwise conv. Padded frames are zeroed first, so valid outputs never see padding."""
 
-    def __init__(self, dim: int, num_heads: int, ff_dim: int, dropout: float = 0.1) -> None:
+    def __init__(self, dim: int, kernel_size: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"conv kernel_size must be odd, got {kernel_size}")
+        self.pointwise_in = nn.Linear(dim, 2 * dim)
+        self.depthwise = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.pointwise_out = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """x ``(B, T, D)``, mask ``(B, T)`` True on valid frames → ``(B, T, D)``."""
+        y = F.glu(self.pointwise_in(x), dim=-1)
+        if mask is not None:
+            y = y * mask[..., None].to(y.dtype)
+        y = self.depthwise(y.transpose(1, 2)).transpose(1, 2)
+        return self.drop(self.pointwise_out(F.silu(self.norm(y))))
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm Transformer layer: ``x + MHSA(LN(x))``, optionally ``x + Conv(LN(x))``
+    (Conformer-style, ``conv_kernel > 0``), then ``x + FFN(LN(x))``."""
+
+    def __init__(
+        self, dim: int, num_heads: int, ff_dim: int, dropout: float = 0.1, conv_kernel: int = 0
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = MultiHeadSelfAttention(dim, num_heads, dropout)
+        self.conv = ConvModule(dim, conv_kernel, dropout) if conv_kernel > 0 else None
+        self.norm_conv = nn.LayerNorm(dim) if conv_kernel > 0 else None
         self.norm2 = nn.LayerNorm(dim)
         self.ff = nn.Sequential(
             nn.Linear(dim, ff_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_dim, dim)
@@ -72,4 +100,6 @@ class TransformerLayer(nn.Module):
     def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
         """x ``(B, T, D)`` → ``(B, T, D)``; key_mask ``(B, T)`` True on valid positions."""
         x = x + self.drop(self.attn(self.norm1(x), key_mask))
+        if self.conv is not None:
+            x = x + self.conv(self.norm_conv(x), key_mask)
         return x + self.drop(self.ff(self.norm2(x)))

@@ -46,7 +46,8 @@ class Conv2dSubsampling(nn.Module):
 @ENCODERS.register("transformer")
 class TransformerEncoder(nn.Module):
     """Conv subsampling (÷``subsampling_factor`` in time; 4: 100 → 25 frames/s) + pre-norm
-    Transformer layers with sinusoidal positions.
+    Transformer layers with sinusoidal positions; ``conv_kernel > 0`` adds a Conformer-style
+    depthwise-convolution module to every layer (local temporal patterns: onsets, rhythm).
 
     ``forward(features (B, T, F), feature_lens (B,)) -> (hidden (B, T', dim), lens (B,))``.
     Padded positions are masked out of attention, so valid outputs do not depend on padding.
@@ -62,13 +63,15 @@ class TransformerEncoder(nn.Module):
         dropout: float = 0.1,
         subsampling_channels: int = 64,
         subsampling_factor: int = 4,
+        conv_kernel: int = 0,
     ) -> None:
         super().__init__()
         self.subsampling = Conv2dSubsampling(
             input_dim, dim, subsampling_channels, subsampling_factor
         )
         self.layers = nn.ModuleList(
-            TransformerLayer(dim, num_heads, ff_dim, dropout) for _ in range(num_layers)
+            TransformerLayer(dim, num_heads, ff_dim, dropout, conv_kernel)
+            for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)

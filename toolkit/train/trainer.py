@@ -189,7 +189,9 @@ class Trainer:
                 self.batch_in_epoch += 1
                 yield batch
             if start == 0 and self.batch_in_epoch == 0:
-                raise TrainingError(f"epoch {self.epoch} produced no batch: the training data is empty")
+                raise TrainingError(
+                    f"epoch {self.epoch} produced no batch: the training data is empty"
+                )
             self.epoch += 1
             self.batch_in_epoch = 0
 
