@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ _LineLoader.add_constructor(
 # plain YAML reads 1e-3 as a string; accept it as a float like every ML config reader does
 _LineLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    __import__("re").compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
     list("-+0123456789."),
 )
 
@@ -189,8 +190,8 @@ def load_config(
 ) -> dict:
     """Load and merge YAML files (with their includes), then apply overrides.
 
-    The provenance of every key is installed for :func:`locate`; also returned under
-    ``cfg`` as nothing: the config stays a plain dict that can be dumped as is.
+    The provenance (file:line) of every key is installed for :func:`locate`; the config itself
+    stays a plain dict that can be dumped as is.
     """
     if paths is None:
         paths = []
@@ -261,17 +262,14 @@ def _fits(value: Any, tp: Any) -> bool:
         return isinstance(value, bool)
     if tp is str or tp is Path:
         return isinstance(value, str)
-    if origin in (list, tuple, typing.Sequence, __import__("collections.abc").abc.Sequence):
+    if origin in (list, tuple, typing.Sequence, Sequence):
         if not isinstance(value, (list, tuple)):
             return False
         if origin is tuple and args and args[-1] is not Ellipsis:
             return len(args) == len(value) and all(_fits(v, a) for v, a in zip(value, args))
         inner = args[0] if args else Any
         return all(_fits(v, inner) for v in value)
-    if origin in (dict, Mapping, __import__("collections.abc").abc.Mapping) or tp in (
-        dict,
-        Mapping,
-    ):
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
         return isinstance(value, Mapping)
     if tp in (list, tuple):
         return isinstance(value, (list, tuple))

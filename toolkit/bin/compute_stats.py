@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 from pathlib import Path
 
 import torch
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     dcfg = data_config(cfg)
     cuts = CutSet.from_file(args.cuts).to_eager()
     if len(cuts) > args.max_cuts:
-        cuts = cuts.shuffle(rng=__import__("random").Random(0)).subset(first=args.max_cuts)
+        cuts = cuts.shuffle(rng=random.Random(0)).subset(first=args.max_cuts)
     sampler = make_sampler(cuts, max_duration=dcfg.max_duration, shuffle=False, bucketing=False)
     sampler.set_epoch(0)
     ds = CaptionDataset(None, dcfg.sampling_rate, dcfg.max_clip_duration, "first", train=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -71,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     seed = int(cfg.get("seed", 0))
 
     device = resolve_device(tcfg.device)
-    if device.type == "cuda" and "LOCAL_RANK" in __import__("os").environ:
-        device = torch.device("cuda", int(__import__("os").environ["LOCAL_RANK"]))
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
     D.init_from_env(device)
     setup_logging(exp / "train.log", D.rank())
