@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from toolkit.config import ConfigError, check_type, locate
@@ -59,11 +59,12 @@ class Registry:
             )
         return self._table[name]
 
-    def build(self, cfg: Mapping[str, Any], key: str = "", **extra: Any) -> Any:
-        """Build the plugin described by ``cfg`` (``{name, **kwargs}``).
+    def check(
+        self, cfg: Mapping[str, Any], key: str = "", supplied: Iterable[str] = ()
+    ) -> Callable[..., Any]:
+        """Validate a block ``{name, **kwargs}`` without building it; returns the plugin class.
 
-        ``extra`` are constructor arguments supplied by code (e.g. ``input_dim``), not by YAML;
-        those the plugin does not accept are dropped (a tagging objective needs no vocab size).
+        ``supplied`` names the constructor arguments that code, not YAML, will pass.
         """
         key = key or self.kind
         if not isinstance(cfg, Mapping) or "name" not in cfg:
@@ -72,10 +73,19 @@ class Registry:
             )
         cls = self.get(cfg["name"], key)
         kwargs = {k: v for k, v in cfg.items() if k != "name"}
+        validate_kwargs(cls, kwargs, key, f"{self.kind} {cfg['name']!r}", supplied=set(supplied))
+        return cls
+
+    def build(self, cfg: Mapping[str, Any], key: str = "", **extra: Any) -> Any:
+        """Build the plugin described by ``cfg`` (``{name, **kwargs}``).
+
+        ``extra`` are constructor arguments supplied by code (e.g. ``input_dim``), not by YAML;
+        those the plugin does not accept are dropped (a tagging objective needs no vocab size).
+        """
+        cls = self.check(cfg, key, extra)
         params = plugin_params(cls)
-        extra = {k: v for k, v in extra.items() if k in params}
-        validate_kwargs(cls, kwargs, key, f"{self.kind} {cfg['name']!r}", supplied=set(extra))
-        return cls(**kwargs, **extra)
+        kwargs = {k: v for k, v in cfg.items() if k != "name"}
+        return cls(**kwargs, **{k: v for k, v in extra.items() if k in params})
 
     def __contains__(self, name: str) -> bool:
         _load_builtin_plugins()

@@ -103,7 +103,7 @@ SECTION_REGISTRY = {"optim": "optimizer"}
 def check_plugins(cfg: dict[str, Any]) -> None:
     """Check every plugin section's name, keys and types before anything is built, so a typo
     fails in a second rather than after data loading."""
-    from toolkit.registry import ALL_REGISTRIES, validate_kwargs
+    from toolkit.registry import ALL_REGISTRIES
 
     for sec in PLUGIN_SECTIONS:
         block = cfg.get(sec)
@@ -111,16 +111,7 @@ def check_plugins(cfg: dict[str, Any]) -> None:
             continue
         if not isinstance(block, dict):
             raise ConfigError(f"{locate(sec)}{sec}: expected a mapping {{name: ..., ...}}")
-        reg = ALL_REGISTRIES[SECTION_REGISTRY.get(sec, sec)]
-        if "name" not in block:
-            raise ConfigError(
-                f"{locate(sec)}{sec}: needs a 'name'; known: {', '.join(reg.names())}"
-            )
-        cls = reg.get(block["name"], sec)
-        kwargs = {k: v for k, v in block.items() if k != "name"}
-        validate_kwargs(
-            cls, kwargs, sec, f"{reg.kind} {block['name']!r}", CONTEXT_ARGS.get(sec, set())
-        )
+        ALL_REGISTRIES[SECTION_REGISTRY.get(sec, sec)].check(block, sec, CONTEXT_ARGS.get(sec, ()))
 
 
 def data_config(cfg: dict[str, Any]) -> DataConfig:

@@ -31,7 +31,8 @@ log = logging.getLogger("toolkit.train")
 
 
 class _DurationFilter:
-    """Keeps cuts of at least ``min_duration`` s; warns on the first few dropped (by id)."""
+    """Keeps cuts of at least ``min_duration`` s; logs each dropped cut by id (the first five as
+    warnings, the rest at debug level)."""
 
     def __init__(self, min_duration: float) -> None:
         self.min_duration = min_duration
@@ -41,13 +42,13 @@ class _DurationFilter:
         if cut.duration >= self.min_duration:
             return True
         self.dropped += 1
-        if self.dropped <= 5:
-            log.warning(
-                "dropping cut %s: %.3fs is shorter than data.min_clip_duration=%.2fs",
-                cut.id,
-                cut.duration,
-                self.min_duration,
-            )
+        log.log(
+            logging.WARNING if self.dropped <= 5 else logging.DEBUG,
+            "dropping cut %s: %.3fs is shorter than data.min_clip_duration=%.2fs",
+            cut.id,
+            cut.duration,
+            self.min_duration,
+        )
         return False
 
 
