@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -165,14 +166,17 @@ ALL_REGISTRIES = {
     )
 }
 
-# Modules whose import registers the built-in plugins.
+# Packages holding nothing but plugin modules: every module in them is imported, so a new
+# built-in plugin is one file with a ``register`` line (no list to edit).
+BUILTIN_PLUGIN_PACKAGES = (
+    "toolkit.frontends",
+    "toolkit.encoders",
+    "toolkit.decoders",
+    "toolkit.objectives",
+    "toolkit.text",
+)
+# Plugin modules living beside non-plugin code.
 BUILTIN_PLUGIN_MODULES = (
-    "toolkit.frontends.fbank",
-    "toolkit.frontends.specaugment",
-    "toolkit.encoders.transformer",
-    "toolkit.text.tokenizer",
-    "toolkit.text.transformer",
-    "toolkit.objectives.contrastive",
     "toolkit.train.optim",
     "toolkit.train.scheduler",
     "toolkit.evaluate.evaluators",
@@ -180,12 +184,21 @@ BUILTIN_PLUGIN_MODULES = (
 _loaded = False
 
 
+def builtin_plugin_modules() -> list[str]:
+    """Every module whose import registers a built-in plugin."""
+    mods = []
+    for pkg in BUILTIN_PLUGIN_PACKAGES:
+        path = importlib.import_module(pkg).__path__
+        mods += sorted(f"{pkg}.{m.name}" for m in pkgutil.iter_modules(path) if not m.ispkg)
+    return mods + list(BUILTIN_PLUGIN_MODULES)
+
+
 def _load_builtin_plugins() -> None:
     global _loaded
     if _loaded:
         return
     _loaded = True
-    for mod in BUILTIN_PLUGIN_MODULES:
+    for mod in builtin_plugin_modules():
         importlib.import_module(mod)
 
 
