@@ -21,7 +21,9 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "dev": ["pytest>=7", "pytest-timeout>=2", "ruff>=0.5"],
+        # metrics: captioning metrics (BLEU/METEOR/ROUGE-L/CIDEr-D/SPICE); needs Java, no torch
+        "metrics": ["pycocoevalcap>=1.2"],
+        "dev": ["pytest>=7", "pytest-timeout>=2", "ruff>=0.5", "pycocoevalcap>=1.2"],
         "gpu": ["torchaudio"],
     },
     entry_points={
@@ -32,6 +34,8 @@ setup(
             "toolkit-tokenizer=toolkit.bin.train_tokenizer:cli",
             "toolkit-stats=toolkit.bin.compute_stats:cli",
             "toolkit-prepare-demo=toolkit.data.prepare.demo:main",
+            "toolkit-describe=toolkit.bin.describe:cli",
+            "toolkit-label-vocab=toolkit.bin.label_vocab:cli",
         ]
     },
 )

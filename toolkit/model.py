@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from toolkit.config import ConfigError
 from toolkit.registry import AUGMENTATIONS, ENCODERS, FRONTENDS, OBJECTIVES, TOKENIZERS
+from toolkit.train.init_from import load_init, split_init_keys
 
 
 class AudioModel(nn.Module):
@@ -54,15 +55,30 @@ def build_tokenizer(cfg: dict[str, Any]) -> Any:
     return TOKENIZERS.build(cfg["tokenizer"], key="tokenizer")
 
 
-def build_model(cfg: dict[str, Any], tokenizer: Any = None) -> AudioModel:
-    """Build the model from the plugin sections of a (validated) config."""
+def build_model(
+    cfg: dict[str, Any], tokenizer: Any = None, init_weights: bool = True
+) -> AudioModel:
+    """Build the model from the plugin sections of a (validated) config.
+
+    ``encoder.init_from`` (docs/init_from.md) loads the encoder's initial weights after building;
+    ``init_weights=False`` skips that (when a trained checkpoint is loaded next anyway).
+    """
     for sec in ("frontend", "encoder", "objective"):
         if not cfg.get(sec):
             raise ConfigError(f"{sec}: section missing")
     frontend = FRONTENDS.build(cfg["frontend"], key="frontend")
     aug = cfg.get("augmentation")
     augmentation = AUGMENTATIONS.build(aug, key="augmentation") if aug else None
-    encoder = ENCODERS.build(cfg["encoder"], key="encoder", input_dim=frontend.output_dim)
+    enc_cfg, init = split_init_keys(cfg["encoder"], "encoder")
+    encoder = ENCODERS.build(enc_cfg, key="encoder", input_dim=frontend.output_dim)
+    if init is not None and init_weights:
+        load_init(
+            encoder,
+            init.path,
+            key_map=init.key_map,
+            strict=init.strict,
+            config_key="encoder.init_from",
+        )
     vocab = getattr(tokenizer, "vocab_size", None)
     objective = OBJECTIVES.build(
         cfg["objective"], key="objective", encoder_dim=encoder.output_dim, vocab_size=vocab

@@ -178,6 +178,7 @@ BUILTIN_PLUGIN_PACKAGES = (
 # Plugin modules living beside non-plugin code.
 BUILTIN_PLUGIN_MODULES = (
     "toolkit.train.optim",
+    "toolkit.train.scaled_adam",
     "toolkit.train.scheduler",
     "toolkit.evaluate.evaluators",
 )

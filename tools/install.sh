@@ -10,10 +10,12 @@ python=${PYTHON:-python3}
 torch_version=${TORCH_VERSION:-2.13.0}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Debian packages: espeak-ng speaks the demo corpus; sox/ffmpeg-free audio handling via soundfile.
+# Debian packages: espeak-ng speaks the demo corpus; sox/ffmpeg-free audio handling via soundfile;
+# Java runs pycocoevalcap's jars (PTB tokenizer, METEOR, SPICE) for the captioning metrics.
 need_apt=()
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 dpkg -s libsndfile1 >/dev/null 2>&1 || need_apt+=(libsndfile1)
+command -v java >/dev/null 2>&1 || need_apt+=(default-jre-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[install] apt-get install ${need_apt[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd=sudo

@@ -40,7 +40,7 @@ def load_pretrained(exp_dir: Path, cfg: dict[str, Any], tokenizer: Any) -> Audio
     state = state or load_latest(exp_dir / "checkpoints")
     if state is None:
         raise ConfigError(f"--exp-dir: no model.pt or checkpoint in {exp_dir} (train first)")
-    model = build_model(cfg, tokenizer)
+    model = build_model(cfg, tokenizer, init_weights=False)
     model.load_state_dict(state["model"])
     return model.eval()
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     models["pretrained"] = (model_features(pretrained), text_features(pretrained, tokenizer))
     if "random_init" in ecfg.baselines:
         torch.manual_seed(int(cfg.get("seed", 0)))
-        rnd = build_model(cfg, tokenizer).eval()
+        rnd = build_model(cfg, tokenizer, init_weights=False).eval()
         models["random_init"] = (model_features(rnd), text_features(rnd, tokenizer))
     if "logmel_stats" in ecfg.baselines:
         models["logmel_stats"] = (logmel_features(pretrained), None)

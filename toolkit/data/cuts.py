@@ -134,9 +134,14 @@ def cut_captions(cut: Cut) -> list[str]:
     return clean_captions(caps)
 
 
-def cut_labels(cut: Cut) -> dict[str, str]:
-    """The probe labels of a cut: every non-reserved custom key of its supervision."""
-    return {k: str(v) for k, v in cut_custom(cut).items() if k not in RESERVED_KEYS}
+def cut_labels(cut: Cut) -> dict[str, str | list[str]]:
+    """The probe labels of a cut: every non-reserved custom key of its supervision (a string, or a
+    list of strings for a multi-label task)."""
+    return {
+        k: [str(x) for x in v] if isinstance(v, (list, tuple)) else str(v)
+        for k, v in cut_custom(cut).items()
+        if k not in RESERVED_KEYS
+    }
 
 
 def label_tasks(cuts: Iterable[Cut]) -> list[str]:

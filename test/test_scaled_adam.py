@@ -1,0 +1,241 @@
+"""ScaledAdam and the Eden schedule: formula values, loss goes down (regression and a tiny
+Zipformer), gradient clipping by the running median, RMS limits, bit-exact state round trips."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from toolkit.encoders.zipformer import ZipformerEncoder
+from toolkit.registry import OPTIMIZERS, SCHEDULERS
+from toolkit.train.scaled_adam import ScaledAdam
+from toolkit.train.scheduler import eden_factor
+
+
+def eden_by_hand(step: int, lr_b: float, lr_e: float, spe: int | None, warm: int) -> float:
+    f = ((step * step + lr_b * lr_b) / (lr_b * lr_b)) ** -0.25
+    if spe:
+        e = step / spe
+        f *= ((e * e + lr_e * lr_e) / (lr_e * lr_e)) ** -0.25
+    return f * (0.5 + 0.5 * step / warm if step < warm else 1.0)
+
+
+@pytest.mark.parametrize("spe", [None, 1000])
+def test_eden_factor_values(spe):
+    for step in (0, 1, 250, 499, 500, 7500, 20000, 123456):
+        got = eden_factor(step, 7500, 3.5, spe, 500)
+        assert got == pytest.approx(eden_by_hand(step, 7500, 3.5, spe, 500), rel=1e-12)
+    assert eden_factor(0, 7500, 3.5, spe, 500) == 0.5  # warm-up starts at half the lr
+    # at step = lr_batches (and no epoch term) the batch factor is 2^-1/4
+    assert eden_factor(7500, 7500, 3.5, None, 500) == pytest.approx(2**-0.25)
+    # at 3.5 epochs the epoch factor is 2^-1/4 as well
+    assert eden_factor(3500, 1e12, 3.5, 1000, 0) == pytest.approx(2**-0.25)
+
+
+def test_eden_scheduler_plugin_sets_lr_per_step():
+    model = nn.Linear(3, 2)
+    opt = OPTIMIZERS.build({"name": "scaled_adam", "lr": 0.04}, key="optim", model=model)
+    assert isinstance(opt, ScaledAdam)
+    sched = SCHEDULERS.build(
+        {"name": "eden", "lr_batches": 10, "lr_epochs": 2, "steps_per_epoch": 5, "warmup_steps": 4},
+        key="scheduler",
+        optimizer=opt,
+        total_steps=100,
+    )
+    for step in range(12):
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.04 * eden_by_hand(step, 10, 2, 5, 4))
+        model(torch.randn(4, 3)).sum().backward()
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+
+
+def _regression_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return ((model(x) - y) ** 2).mean()
+
+
+def test_scaled_adam_reduces_regression_loss():
+    torch.manual_seed(0)
+    x = torch.randn(64, 8)
+    y = x @ torch.randn(8, 3) + 0.5
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
+    opt = ScaledAdam(model.parameters(), lr=0.05, clipping_update_period=10)
+    first = float(_regression_loss(model, x, y).detach())
+    for _ in range(300):
+        loss = _regression_loss(model, x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(_regression_loss(model, x, y).detach()) < 0.05 * first
+
+
+def test_scaled_adam_trains_a_tiny_zipformer():
+    torch.manual_seed(0)
+    enc = ZipformerEncoder(
+        40,
+        num_encoder_layers=1,
+        encoder_dim=[16, 24, 16, 24, 16, 16],
+        encoder_unmasked_dim=12,
+        feedforward_dim=32,
+        num_heads=2,
+        query_head_dim=4,
+        value_head_dim=4,
+        pos_head_dim=2,
+        pos_dim=8,
+        cnn_module_kernel=5,
+        subsampling_channels=[2, 4, 8],
+        dropout=0.0,
+        layer_skip_rate=0.0,
+        module_skip_rate=0.0,
+        feature_mask_prob=0.0,
+        warmup_batches=1.0,
+    )
+    head = nn.Linear(enc.output_dim, 2)
+    model = nn.ModuleList([enc, head])
+    feats, lens = torch.randn(4, 60, 40), torch.tensor([60, 55, 50, 45])
+    target = torch.randn(4, 2)
+
+    def loss_fn() -> torch.Tensor:
+        h, hl = enc(feats, lens)
+        pooled = h.sum(1) / hl[:, None]
+        return ((head(pooled) - target) ** 2).mean()
+
+    opt = OPTIMIZERS.build({"name": "scaled_adam", "lr": 0.03}, key="optim", model=model)
+    model.train()
+    first = float(loss_fn().detach())
+    for _ in range(40):
+        loss = loss_fn()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss_fn().detach()) < 0.3 * first
+
+
+def test_clipping_by_running_median():
+    p = nn.Parameter(torch.randn(10, 10))
+    opt = ScaledAdam([p], lr=0.01, clipping_scale=2.0, clipping_update_period=5)
+    g = torch.randn(10, 10)
+    for _ in range(5):  # one period of equal norms: median = that norm, no clipping yet
+        p.grad = g.clone()
+        opt.step()
+        assert opt.last_clip_factor == 1.0
+    p.grad = 100 * g
+    opt.step()  # 100× the median norm, threshold 2× the median (rms changes are tiny)
+    assert opt.last_clip_factor == pytest.approx(0.02, rel=0.05)
+    p.grad = g.clone()
+    opt.step()
+    assert opt.last_clip_factor == 1.0
+
+
+def test_update_is_proportional_to_parameter_rms():
+    """Same gradient, parameters 100× apart in scale → updates 100× apart (the first steps;
+    scalars get plain Adam steps at lr × scalar_lr_scale)."""
+    torch.manual_seed(0)
+    big = nn.Parameter(torch.randn(8, 8))
+    small = nn.Parameter(big.detach() * 0.01)
+    scalar = nn.Parameter(torch.tensor(0.0))
+    opt = ScaledAdam([big, small, scalar], lr=0.1, clipping_scale=None)
+    g = torch.randn(8, 8)
+    before = [big.detach().clone(), small.detach().clone()]
+    big.grad, small.grad, scalar.grad = g.clone(), g.clone(), torch.tensor(3.0)
+    opt.step()
+    d_big, d_small = big.detach() - before[0], small.detach() - before[1]
+    torch.testing.assert_close(d_big, 100 * d_small, rtol=1e-4, atol=1e-7)
+    rms = float(before[0].pow(2).mean().sqrt())
+    # first step: -lr (1-β1) rms g/|g| (Adam-normalised, bias-corrected second moment)
+    torch.testing.assert_close(d_big, -0.1 * 0.1 * rms * g.sign(), rtol=1e-4, atol=1e-7)
+    assert float(scalar.detach()) == pytest.approx(-0.1 * 0.1 * 0.1, rel=1e-4)
+
+
+def test_state_dict_round_trip_gives_identical_next_steps():
+    """Save after 7 steps, continue 9 more; a fresh optimiser loaded from the saved state must
+    produce the very same parameters (crosses clipping and size-update periods)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 6), torch.randn(32, 2)
+
+    def make():
+        torch.manual_seed(1)
+        return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 2))
+
+    def run(model, opt, steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            _regression_loss(model, x, y).backward()
+            opt.step()
+
+    kw = dict(lr=0.05, clipping_update_period=3, size_update_period=2)
+    model = make()
+    opt = ScaledAdam(model.parameters(), **kw)
+    run(model, opt, 7)
+    saved_model = copy.deepcopy(model.state_dict())
+    saved_opt = copy.deepcopy(opt.state_dict())
+    run(model, opt, 9)
+
+    model2 = make()
+    model2.load_state_dict(saved_model)
+    opt2 = ScaledAdam(model2.parameters(), **kw)
+    opt2.load_state_dict(saved_opt)
+    run(model2, opt2, 9)
+    for a, b in zip(model.parameters(), model2.parameters()):
+        assert torch.equal(a, b)
+    assert opt.state_dict()["state"].keys() == opt2.state_dict()["state"].keys()
+
+
+def test_bad_arguments_are_clear():
+    with pytest.raises(ValueError, match="lr must be >= 0"):
+        ScaledAdam([nn.Parameter(torch.zeros(2))], lr=-1.0)
+    with pytest.raises(ValueError, match="steps_per_epoch must be positive"):
+        SCHEDULERS.build(
+            {"name": "eden", "steps_per_epoch": 0},
+            optimizer=ScaledAdam([nn.Parameter(torch.zeros(2))]),
+            total_steps=10,
+        )
+
+
+def test_zipformer_with_scaled_adam_resumes_bit_exactly():
+    """Model + optimiser + RNG state saved mid-run and restored into fresh objects continue
+    identically (the encoder's random layer/module skips and its schedule counter included)."""
+    feats, lens = torch.randn(3, 50, 40), torch.tensor([50, 44, 30])
+
+    def make():
+        torch.manual_seed(3)
+        enc = ZipformerEncoder(
+            40,
+            num_encoder_layers=1,
+            encoder_dim=[16, 24, 16, 24, 16, 16],
+            encoder_unmasked_dim=8,
+            feedforward_dim=32,
+            num_heads=2,
+            query_head_dim=4,
+            value_head_dim=4,
+            pos_head_dim=2,
+            pos_dim=8,
+            cnn_module_kernel=5,
+            subsampling_channels=[2, 4, 8],
+            warmup_batches=4.0,
+        ).train()
+        opt = ScaledAdam(enc.parameters(), lr=0.03, clipping_update_period=2)
+        return enc, opt
+
+    def run(enc, opt, steps):
+        for _ in range(steps):
+            h, _ = enc(feats, lens)
+            opt.zero_grad()
+            (h**2).mean().backward()
+            opt.step()
+
+    enc, opt = make()
+    run(enc, opt, 3)
+    saved = copy.deepcopy((enc.state_dict(), opt.state_dict(), torch.get_rng_state()))
+    run(enc, opt, 4)
+    enc2, opt2 = make()
+    enc2.load_state_dict(saved[0])
+    opt2.load_state_dict(saved[1])
+    torch.set_rng_state(saved[2])
+    run(enc2, opt2, 4)
+    assert int(enc2.batch_count) == 7
+    for a, b in zip(enc.parameters(), enc2.parameters()):
+        assert torch.equal(a, b)

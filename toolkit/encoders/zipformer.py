@@ -1,0 +1,369 @@
+"""Zipformer encoder (Yao et al., "Zipformer: A faster and better encoder for automatic speech
+recognition", ICLR 2024), registered as encoder ``zipformer``.
+
+Fbank at 100 frames/s → :class:`Conv2dSubsampling` (50 frames/s) → six stacks of Zipformer
+layers run at 50/1, 50/2, 50/4, 50/8, 50/4, 50/2 frames/s (each stack downsamples its input,
+runs its layers, upsamples back to 50 frames/s and mixes the result with its input through a
+learned per-channel bypass) → the widest channels of the stack outputs → downsampling by 2 →
+25 frames/s. Building blocks live in :mod:`toolkit.encoders.zipformer_modules`; the YAML keys
+and the size presets are documented in docs/encoders/zipformer.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from toolkit.config import ConfigError
+from toolkit.encoders.zipformer_modules import (
+    BiasNorm,
+    Bypass,
+    Conv2dSubsampling,
+    ConvModule,
+    Downsample,
+    FeedForward,
+    NonlinAttention,
+    RelPosAttentionWeights,
+    SelfAttention,
+    convert_channels,
+    ramp,
+    upsample,
+)
+from toolkit.layers import lengths_to_mask
+from toolkit.registry import ENCODERS
+
+# Published sizes (icefall egs/librispeech/ASR/zipformer, RESULTS.md and train.py defaults).
+COMMON: dict[str, list[int] | int] = {
+    "downsampling_factor": [1, 2, 4, 8, 4, 2],
+    "num_heads": [4, 4, 4, 8, 4, 4],
+    "cnn_module_kernel": [31, 31, 15, 15, 15, 31],
+    "query_head_dim": 32,
+    "value_head_dim": 12,
+    "pos_head_dim": 4,
+    "pos_dim": 48,
+}
+PRESETS: dict[str, dict[str, list[int]]] = {
+    "S": {
+        "num_encoder_layers": [2, 2, 2, 2, 2, 2],
+        "encoder_dim": [192, 256, 256, 256, 256, 256],
+        "feedforward_dim": [512, 768, 768, 768, 768, 768],
+        "encoder_unmasked_dim": [192, 192, 192, 192, 192, 192],
+    },
+    "M": {
+        "num_encoder_layers": [2, 2, 3, 4, 3, 2],
+        "encoder_dim": [192, 256, 384, 512, 384, 256],
+        "feedforward_dim": [512, 768, 1024, 1536, 1024, 768],
+        "encoder_unmasked_dim": [192, 192, 256, 256, 256, 192],
+    },
+    "L": {
+        "num_encoder_layers": [2, 2, 4, 5, 4, 2],
+        "encoder_dim": [192, 256, 512, 768, 512, 256],
+        "feedforward_dim": [512, 768, 1536, 2048, 1536, 768],
+        "encoder_unmasked_dim": [192, 192, 256, 320, 256, 192],
+    },
+}
+PER_STACK = (
+    "num_encoder_layers",
+    "encoder_dim",
+    "feedforward_dim",
+    "encoder_unmasked_dim",
+    "num_heads",
+    "cnn_module_kernel",
+    "query_head_dim",
+    "value_head_dim",
+    "pos_head_dim",
+)
+
+
+def _seq_mask(x: Tensor, rate: float, training: bool) -> Tensor | None:
+    """``(B, 1, 1)`` 0/1 mask dropping whole sequences with probability ``rate`` (training)."""
+    if not training or rate <= 0.0:
+        return None
+    return (torch.rand(x.shape[0], 1, 1, device=x.device) >= rate).to(x.dtype)
+
+
+def _masked(y: Tensor, mask: Tensor | None) -> Tensor:
+    return y if mask is None else y * mask
+
+
+class ZipformerLayer(nn.Module):
+    """One Zipformer block (the paper's Fig. 3): attention weights computed once and shared;
+    ``FF(3/4) → NonlinAttention → SelfAttention → Conv → FF → bypass_mid → SelfAttention →
+    Conv → FF(5/4) → BiasNorm → bypass``, all residual. ``(B, T, D)`` → ``(B, T, D)``."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        query_head_dim: int,
+        value_head_dim: int,
+        pos_head_dim: int,
+        pos_dim: int,
+        feedforward_dim: int,
+        kernel_size: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.attn_weights = RelPosAttentionWeights(
+            dim, num_heads, query_head_dim, pos_head_dim, pos_dim
+        )
+        self.ff1 = FeedForward(dim, feedforward_dim * 3 // 4, dropout)
+        self.nonlin_attn = NonlinAttention(dim)
+        self.self_attn1 = SelfAttention(dim, num_heads, value_head_dim)
+        self.conv1 = ConvModule(dim, kernel_size)
+        self.ff2 = FeedForward(dim, feedforward_dim, dropout)
+        self.bypass_mid = Bypass(dim)
+        self.self_attn2 = SelfAttention(dim, num_heads, value_head_dim)
+        self.conv2 = ConvModule(dim, kernel_size)
+        self.ff3 = FeedForward(dim, feedforward_dim * 5 // 4, dropout)
+        self.norm = BiasNorm(dim)
+        self.bypass = Bypass(dim)
+
+    def forward(
+        self,
+        x: Tensor,
+        valid: Tensor,
+        module_skip: float = 0.0,
+        layer_skip: float = 0.0,
+        scale_min: float = 0.2,
+    ) -> Tensor:
+        """x ``(B, T, D)``, valid ``(B, T)``; ``module_skip`` drops the attention/convolution
+        modules and ``layer_skip`` the whole layer for random sequences (training only)."""
+        x_orig = x
+        w = self.attn_weights(x, valid)  # (B, H, T, T)
+        attn_keep = _seq_mask(x, module_skip, self.training)
+        x = x + self.ff1(x)
+        x = x + _masked(self.nonlin_attn(x, w[:, 0]), attn_keep)
+        x = x + _masked(self.self_attn1(x, w), attn_keep)
+        x = x + _masked(self.conv1(x, valid), _seq_mask(x, module_skip, self.training))
+        x = x + self.ff2(x)
+        x = self.bypass_mid(x_orig, x, scale_min)
+        x = x + _masked(self.self_attn2(x, w), attn_keep)
+        x = x + _masked(self.conv2(x, valid), _seq_mask(x, module_skip, self.training))
+        x = x + self.ff3(x)
+        return self.bypass(x_orig, self.norm(x), scale_min, layer_skip)
+
+
+class ZipformerStack(nn.Module):
+    """A stack of :class:`ZipformerLayer` run at 50/``factor`` frames/s: downsample, layers,
+    upsample to the input length, learned per-channel bypass with the input.
+
+    ``(B, T, D)`` at 50 frames/s, lens ``(B,)`` → ``(B, T, D)``.
+    """
+
+    def __init__(self, num_layers: int, factor: int, dim: int, **layer_kw) -> None:
+        super().__init__()
+        self.factor = factor
+        self.downsample = Downsample(factor) if factor > 1 else None
+        self.layers = nn.ModuleList(ZipformerLayer(dim, **layer_kw) for _ in range(num_layers))
+        self.out_combiner = Bypass(dim) if factor > 1 else None
+
+    def forward(
+        self,
+        x: Tensor,
+        lens: Tensor,
+        feature_mask: Tensor | None,
+        layer_skip: list[float],
+        module_skip: float,
+        scale_min: float,
+    ) -> Tensor:
+        x_orig = x
+        if self.downsample is not None:
+            x, lens = self.downsample(x, lens)
+        valid = lengths_to_mask(lens, x.shape[1])
+        if feature_mask is not None:
+            x = x * feature_mask
+        for layer, skip in zip(self.layers, layer_skip):
+            x = layer(x, valid, module_skip, skip, scale_min)
+            if feature_mask is not None:
+                x = x * feature_mask
+        if self.out_combiner is None:
+            return x
+        return self.out_combiner(x_orig, upsample(x, self.factor, x_orig.shape[1]), scale_min)
+
+
+def resolve_config(size: str, overrides: dict[str, int | list[int] | None]) -> dict:
+    """Preset ``size`` plus explicit overrides, per-stack values broadcast to lists."""
+    if size not in PRESETS:
+        raise ConfigError(f"encoder.size: unknown zipformer size {size!r}; known: S, M, L")
+    cfg: dict = {**COMMON, **PRESETS[size]}
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    n = len(cfg["downsampling_factor"])
+    for key in PER_STACK:
+        v = cfg[key]
+        v = [v] * n if isinstance(v, int) else list(v)
+        if len(v) != n:
+            raise ConfigError(
+                f"encoder.{key}: {len(v)} values for {n} stacks (downsampling_factor has {n})"
+            )
+        cfg[key] = v
+    if any(f < 1 for f in cfg["downsampling_factor"]):
+        raise ConfigError(
+            f"encoder.downsampling_factor: factors must be >= 1, got {cfg['downsampling_factor']}"
+        )
+    for u, d in zip(cfg["encoder_unmasked_dim"], cfg["encoder_dim"]):
+        if u > d:
+            raise ConfigError(f"encoder.encoder_unmasked_dim: {u} exceeds its encoder_dim {d}")
+    return cfg
+
+
+@ENCODERS.register("zipformer")
+class ZipformerEncoder(nn.Module):
+    """Zipformer: ``forward(features (B, T, F), feature_lens (B,)) -> (hidden (B, T', D),
+    lens (B,))`` with ``T' = ceil(((T - 7) // 2) / 2)`` (100 → 25 frames/s) and
+    ``D = output_dim``. Padded output frames are zero; valid frames never depend on padding.
+
+    ``size`` picks a published preset (S / M / L); any per-stack key given explicitly
+    (an int for all stacks or one value per stack) overrides it. ``output_dim`` defaults to
+    the widest stack (S 256, M 512, L 768); another value adds a linear projection.
+    Training-time regularisers: ``dropout`` (feed-forward hidden units and the subsampling
+    output), per-sequence layer skipping (``layer_skip_rate`` × sqrt(stack factor) after a
+    warm-up from 0.5), attention/convolution module skipping (``module_skip_rate`` decaying to
+    0), and ``feature_mask_prob`` (channels above ``encoder_unmasked_dim`` zeroed for random
+    sequences). Their schedules count training forward calls (buffer ``batch_count``) over
+    ``warmup_batches``.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        size: Literal["S", "M", "L"] = "M",
+        output_dim: int | None = None,
+        num_encoder_layers: int | list[int] | None = None,
+        encoder_dim: int | list[int] | None = None,
+        encoder_unmasked_dim: int | list[int] | None = None,
+        feedforward_dim: int | list[int] | None = None,
+        num_heads: int | list[int] | None = None,
+        cnn_module_kernel: int | list[int] | None = None,
+        query_head_dim: int | list[int] | None = None,
+        value_head_dim: int | list[int] | None = None,
+        pos_head_dim: int | list[int] | None = None,
+        pos_dim: int | None = None,
+        downsampling_factor: list[int] | None = None,
+        subsampling_channels: list[int] | None = None,
+        dropout: float = 0.1,
+        layer_skip_rate: float = 0.035,
+        module_skip_rate: float = 0.2,
+        feature_mask_prob: float = 0.125,
+        warmup_batches: float = 4000.0,
+    ) -> None:
+        super().__init__()
+        cfg = resolve_config(
+            size,
+            {
+                "num_encoder_layers": num_encoder_layers,
+                "encoder_dim": encoder_dim,
+                "encoder_unmasked_dim": encoder_unmasked_dim,
+                "feedforward_dim": feedforward_dim,
+                "num_heads": num_heads,
+                "cnn_module_kernel": cnn_module_kernel,
+                "query_head_dim": query_head_dim,
+                "value_head_dim": value_head_dim,
+                "pos_head_dim": pos_head_dim,
+                "pos_dim": pos_dim,
+                "downsampling_factor": downsampling_factor,
+            },
+        )
+        self.cfg = cfg
+        dims = cfg["encoder_dim"]
+        channels = tuple(subsampling_channels or (8, 32, 128))
+        if len(channels) != 3:
+            raise ConfigError("encoder.subsampling_channels: expected 3 values")
+        self.embed = Conv2dSubsampling(input_dim, dims[0], channels, dropout)  # type: ignore[arg-type]
+        self.stacks = nn.ModuleList(
+            ZipformerStack(
+                cfg["num_encoder_layers"][i],
+                cfg["downsampling_factor"][i],
+                dims[i],
+                num_heads=cfg["num_heads"][i],
+                query_head_dim=cfg["query_head_dim"][i],
+                value_head_dim=cfg["value_head_dim"][i],
+                pos_head_dim=cfg["pos_head_dim"][i],
+                pos_dim=cfg["pos_dim"],
+                feedforward_dim=cfg["feedforward_dim"][i],
+                kernel_size=cfg["cnn_module_kernel"][i],
+                dropout=dropout,
+            )
+            for i in range(len(dims))
+        )
+        self.downsample_output = Downsample(2)
+        natural = max(dims)
+        self.output_dim = output_dim or natural
+        self.proj = nn.Linear(natural, self.output_dim) if self.output_dim != natural else None
+        self.layer_skip_rate = layer_skip_rate
+        self.module_skip_rate = module_skip_rate
+        self.feature_mask_prob = feature_mask_prob
+        self.warmup_batches = warmup_batches
+        self.register_buffer("batch_count", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ schedules
+    def _layer_skip(self, i: int, t: float) -> list[float]:
+        """Per-layer skip rates of stack ``i``: 0.5 until the layer's warm-up slot (stacks and
+        their layers warm up one after another within ``warmup_batches``), then linearly down
+        to ``layer_skip_rate × sqrt(factor)``."""
+        n, w = len(self.stacks), self.warmup_batches
+        begin, end = w * (i + 1) / (n + 1), w * (i + 2) / (n + 1)
+        layers = len(self.stacks[i].layers)
+        final = self.layer_skip_rate * math.sqrt(self.cfg["downsampling_factor"][i])
+        step = (end - begin) / max(layers, 1)
+        return [
+            ramp(t, ((begin + j * step, 0.5), (begin + (j + 1) * step, final)))
+            for j in range(layers)
+        ]
+
+    def _feature_masks(self, x: Tensor) -> list[Tensor | None]:
+        """Per stack ``(B, 1, D)`` masks (the same sequences in every stack): with
+        ``u = encoder_unmasked_dim`` and ``m = u + (D - u) // 2``, channels ``[u, m)`` are zeroed
+        for a random ``feature_mask_prob`` of the sequences and channels ``[m, D)`` for those
+        and about as many more, so those sequences train a narrower model."""
+        if not self.training or self.feature_mask_prob <= 0.0:
+            return [None] * len(self.stacks)
+        b, p = x.shape[0], self.feature_mask_prob
+        m1 = (torch.rand(b, 1, 1, device=x.device) > p).to(x.dtype)
+        m2 = m1 * (torch.rand(b, 1, 1, device=x.device) > p).to(x.dtype)
+        masks: list[Tensor | None] = []
+        for d, u in zip(self.cfg["encoder_dim"], self.cfg["encoder_unmasked_dim"]):
+            u2 = u + (d - u) // 2
+            m = torch.ones(b, 1, d, device=x.device, dtype=x.dtype)
+            m[..., u:u2] = m[..., u:u2] * m1
+            m[..., u2:] = m[..., u2:] * m2
+            masks.append(m)
+        return masks
+
+    # ------------------------------------------------------------------ forward
+    def _full_dim_output(self, outputs: list[Tensor]) -> Tensor:
+        """Channels ``[0, d_last)`` from the last stack, each wider range from the latest
+        stack that has it: ``(B, T, max(encoder_dim))``."""
+        pieces, cur = [outputs[-1]], outputs[-1].shape[-1]
+        for out in reversed(outputs[:-1]):
+            if out.shape[-1] > cur:
+                pieces.append(out[..., cur:])
+                cur = out.shape[-1]
+        return torch.cat(pieces, dim=-1)
+
+    def forward(self, features: Tensor, feature_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """features ``(B, T, F)``, feature_lens ``(B,)`` → hidden ``(B, T', D)``, lens ``(B,)``."""
+        t = float(self.batch_count)
+        if self.training:
+            self.batch_count += 1
+        w = self.warmup_batches
+        module_skip = ramp(
+            t, ((0.0, self.module_skip_rate), (w, self.module_skip_rate / 4), (4 * w, 0.0))
+        )
+        scale_min = ramp(t, ((0.0, 0.9), (5 * w, 0.2)))
+
+        x, lens = self.embed(features, feature_lens)  # 50 frames/s
+        masks = self._feature_masks(x)
+        outputs = []
+        for i, stack in enumerate(self.stacks):
+            x = convert_channels(x, self.cfg["encoder_dim"][i])
+            x = stack(x, lens, masks[i], self._layer_skip(i, t), module_skip, scale_min)
+            outputs.append(x)
+        x, lens = self.downsample_output(self._full_dim_output(outputs), lens)  # 25 frames/s
+        if self.proj is not None:
+            x = self.proj(x)
+        valid = lengths_to_mask(lens, x.shape[1])
+        return x.masked_fill(~valid[..., None], 0.0), lens

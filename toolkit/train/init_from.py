@@ -1,0 +1,214 @@
+"""Initialise a module (the encoder) from a checkpoint of this toolkit or a plain state_dict.
+
+YAML: ``encoder: {name: ..., init_from: exp/sup/model.pt, init_key_map: {old.: new.},
+init_strict: true}``. These three keys are taken out of the encoder block before the encoder
+registry checks and builds it (:func:`split_init_keys`); :func:`toolkit.model.build_model` then
+loads the weights with :func:`load_init`. See docs/init_from.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from toolkit.config import ConfigError, check_type, locate
+
+log = logging.getLogger(__name__)
+INIT_KEYS = ("init_from", "init_key_map", "init_strict")
+STATE_KEYS = ("model", "state_dict", "model_state_dict")  # where checkpoints keep the weights
+
+
+@dataclass
+class InitSpec:
+    """The ``init_*`` keys of a plugin block."""
+
+    path: str
+    key_map: dict[str, str] = field(default_factory=dict)
+    strict: bool = True
+
+
+@dataclass
+class InitReport:
+    """What :func:`load_init` did: keys are the module's names (after prefix and key_map)."""
+
+    path: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # in the module, not in the checkpoint
+    unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the module
+    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # key, ckpt, model
+    outside_prefix: int = 0  # checkpoint entries not under ``prefix`` (other model parts)
+    prefix_used: bool = True  # False: no entry had the prefix, keys were taken as they are
+    shapes: dict[str, tuple] = field(default_factory=dict)  # of missing/unexpected keys
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.loaded)} loaded, {len(self.missing)} missing, "
+            f"{len(self.unexpected)} unexpected, {len(self.mismatched)} shape mismatch"
+        )
+
+    def table(self) -> str:
+        """A readable table of the summary and every bad key with its shapes."""
+        rows = [("status", "key", "checkpoint", "model")]
+        rows += [("mismatch", k, str(c), str(m)) for k, c, m in self.mismatched]
+        rows += [("missing", k, "-", str(self.shapes.get(k, ""))) for k in self.missing]
+        rows += [("unexpected", k, str(self.shapes.get(k, "")), "-") for k in self.unexpected]
+        head = f"init from {self.path}: {self.summary()}"
+        if self.outside_prefix:
+            head += f", {self.outside_prefix} checkpoint entries outside the prefix (ignored)"
+        if not self.prefix_used:
+            head += " (no key had the prefix: keys used as they are)"
+        if len(rows) == 1:
+            return head
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        return "\n".join([head, *("  " + ln for ln in lines)])
+
+    def bad_keys(self, limit: int = 10) -> str:
+        """One line listing the bad keys (at most ``limit`` of each kind)."""
+
+        def some(items: list[str]) -> str:
+            more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
+            return ", ".join(items[:limit]) + more
+
+        parts = []
+        if self.mismatched:
+            parts.append(
+                "shape mismatch: "
+                + some([f"{k} (checkpoint {c} vs model {m})" for k, c, m in self.mismatched])
+            )
+        if self.missing:
+            parts.append("missing: " + some(self.missing))
+        if self.unexpected:
+            parts.append("unexpected: " + some(self.unexpected))
+        return "; ".join(parts)
+
+
+def split_init_keys(
+    block: Mapping[str, Any], key: str = "encoder"
+) -> tuple[dict[str, Any], InitSpec | None]:
+    """``(block without the init_* keys, InitSpec or None)``; type-checks the init keys."""
+    rest = {k: v for k, v in block.items() if k not in INIT_KEYS}
+    if not any(k in block for k in INIT_KEYS):
+        return rest, None
+    if block.get("init_from") in (None, ""):
+        extra = [k for k in INIT_KEYS if k in block and k != "init_from"]
+        if extra:
+            raise ConfigError(
+                f"{locate(f'{key}.{extra[0]}')}{key}.{extra[0]}: needs {key}.init_from"
+            )
+        return rest, None
+    check_type(block["init_from"], str, f"{key}.init_from")
+    key_map = block.get("init_key_map") or {}
+    check_type(key_map, dict, f"{key}.init_key_map")
+    for old, new in key_map.items():
+        check_type(old, str, f"{key}.init_key_map")
+        check_type(new, str, f"{key}.init_key_map.{old}")
+    strict = block.get("init_strict", True)
+    check_type(strict, bool, f"{key}.init_strict")
+    return rest, InitSpec(block["init_from"], dict(key_map), strict)
+
+
+def read_state_dict(path: str | Path, config_key: str = "") -> dict[str, Tensor]:
+    """The model weights of a toolkit checkpoint (``checkpoint-N.pt``/``model.pt``: its
+    ``"model"`` entry), of a file with a ``state_dict``/``model_state_dict`` entry, or of a plain
+    state_dict file. Errors are :class:`ConfigError` naming ``config_key`` and the file."""
+    where = f"{locate(config_key)}{config_key}: " if config_key else ""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{where}cannot initialise from {p}: no such file")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ConfigError(f"{where}cannot read {p} as a torch checkpoint: {e}") from e
+    if isinstance(obj, Mapping):
+        for k in STATE_KEYS:
+            if isinstance(obj.get(k), Mapping):
+                obj = obj[k]
+                break
+    if (
+        not isinstance(obj, Mapping)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+    ):
+        keys = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
+        raise ConfigError(
+            f"{where}{p} holds no model state dict (expected a toolkit checkpoint with 'model', "
+            f"or a name → tensor mapping); found: {keys}"
+        )
+    return dict(obj)
+
+
+def map_keys(
+    state: Mapping[str, Tensor], prefix: str = "encoder.", key_map: Mapping[str, str] | None = None
+) -> tuple[dict[str, Tensor], int, bool]:
+    """Strip ``prefix`` (entries without it are dropped and counted; if no entry has it, keys
+    are kept as they are), then rewrite the longest matching ``key_map`` old prefix → new prefix.
+    Returns ``(mapped state, number dropped, prefix used)``."""
+    use_prefix = bool(prefix) and any(k.startswith(prefix) for k in state)
+    out: dict[str, Tensor] = {}
+    dropped = 0
+    olds = sorted(key_map or {}, key=len, reverse=True)
+    for k, v in state.items():
+        if use_prefix:
+            if not k.startswith(prefix):
+                dropped += 1
+                continue
+            k = k[len(prefix) :]
+        for old in olds:
+            if k.startswith(old):
+                k = key_map[old] + k[len(old) :]  # type: ignore[index]
+                break
+        if k in out:
+            raise ConfigError(f"init key_map maps two checkpoint entries onto {k!r}")
+        out[k] = v
+    return out, dropped, use_prefix or not prefix
+
+
+def load_init(
+    module: nn.Module,
+    path: str | Path,
+    prefix: str = "encoder.",
+    key_map: dict[str, str] | None = None,
+    strict: bool = True,
+    config_key: str = "",
+) -> InitReport:
+    """Load the weights of ``path`` into ``module`` (keys: strip ``prefix``, then ``key_map``).
+
+    The report (missing / unexpected / shape-mismatched keys) is logged as a table.
+    ``strict=True``: any bad key raises :class:`ConfigError` naming the file and the keys, and
+    nothing is loaded; ``strict=False``: every entry whose name and shape match is loaded.
+    ``config_key`` (e.g. ``"encoder.init_from"``) prefixes error messages with its location.
+    """
+    state, dropped, used = map_keys(read_state_dict(path, config_key), prefix, key_map)
+    own = module.state_dict()
+    report = InitReport(str(path), outside_prefix=dropped, prefix_used=used)
+    for k, v in state.items():
+        if k not in own:
+            report.unexpected.append(k)
+            report.shapes[k] = tuple(v.shape)
+        elif tuple(v.shape) != tuple(own[k].shape):
+            report.mismatched.append((k, tuple(v.shape), tuple(own[k].shape)))
+        else:
+            report.loaded.append(k)
+    report.missing = [k for k in own if k not in state]
+    report.shapes.update({k: tuple(own[k].shape) for k in report.missing})
+    if strict and not report.ok:
+        log.error("%s", report.table())
+        where = f"{locate(config_key)}{config_key}: " if config_key else ""
+        raise ConfigError(
+            f"{where}{path} does not fit the model (strict): {report.bad_keys()}; "
+            "fix the keys with init_key_map or set init_strict: false"
+        )
+    module.load_state_dict({k: state[k] for k in report.loaded}, strict=False)
+    (log.info if report.ok else log.warning)("%s", report.table())
+    return report
