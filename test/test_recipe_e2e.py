@@ -78,3 +78,19 @@ def test_template_recipe_end_to_end(tmp_path):
         text=True,
     )
     assert r2.returncode == 0 and r2.stdout.count("skip:") == 4
+    # supervised initialisation: label vocabulary, a tagging run, then init_from into stage 4
+    (tmp_path / "tagging.yaml").write_text(
+        f"include: [{ROOT / 'egs' / 'demo' / 'conf' / 'pretrain.yaml'}]\n"
+        "objective: {name: tagging, vocab: data/labels.txt, tasks: [sound_pitch]}\n"
+    )
+    tiny = overrides.replace("train.max_steps=120", "train.max_steps=4")
+    tag_over = " ".join(o for o in tiny.split() if not o.startswith("objective."))
+    sup = [*cmd[:-4], "--exp-dir", "exp/sup", "--nj", "0", "--train-args", tiny]
+    sup += ["--stage", "4", "--stop-stage", "4", "--init", "supervised"]
+    sup += ["--tag-config", "tagging.yaml", "--tag-args", tag_over]
+    r3 = subprocess.run(sup, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r3.returncode == 0, r3.stdout[-3000:] + r3.stderr[-3000:]
+    assert "sound_pitch\thigh" in (tmp_path / "data" / "labels.txt").read_text()
+    assert (tmp_path / "exp" / "sup_tagging" / "model.pt").is_file()
+    assert "init_from: exp/sup_tagging/model.pt" in (tmp_path / "exp/sup/config.yaml").read_text()
+    assert "init from exp/sup_tagging/model.pt" in (tmp_path / "exp/sup/train.log").read_text()

@@ -181,6 +181,7 @@ BUILTIN_PLUGIN_MODULES = (
     "toolkit.train.scaled_adam",
     "toolkit.train.scheduler",
     "toolkit.evaluate.evaluators",
+    "toolkit.evaluate.captioning",
 )
 _loaded = False
 

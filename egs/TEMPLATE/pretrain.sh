@@ -7,7 +7,9 @@
 #   1  validate + statistics    toolkit.bin.validate → $data_dir/cuts_{train,dev,test}.jsonl.gz
 #   2  feature statistics       toolkit.bin.compute_stats → $data_dir/fbank_stats.pt
 #   3  tokenizer                toolkit.bin.train_tokenizer → $data_dir/spm.model
-#   4  pretrain                 toolkit.bin.train → $exp_dir
+#   4  pretrain                 toolkit.bin.train → $exp_dir; with --init supervised it first
+#                               writes $data_dir/labels.txt (toolkit.bin.label_vocab), trains the
+#                               tagging config into $tag_exp_dir and starts from its encoder
 #   5  evaluate                 toolkit.bin.evaluate → $exp_dir/eval/results.md
 # Each stage skips work whose outputs exist (pass --force true to redo it).
 set -euo pipefail
@@ -21,10 +23,14 @@ dev_manifests=""
 test_manifests=""
 data_dir=data
 exp_dir=exp/pretrain
-config=conf/pretrain.yaml
+config=conf/pretrain.yaml  # one or more (space-separated) YAML files, later ones win
 vocab_size=1000
 nj=2
 train_args=""           # extra key=value overrides for stages 2, 4 and 5
+init=none               # none | supervised (tagging pretraining on the labels, then init_from)
+tag_config=conf/tagging.yaml   # config file(s) of the supervised (tagging) stage
+tag_exp_dir=""          # default: ${exp_dir}_tagging
+tag_args=""             # extra key=value overrides for the tagging stage
 python=${PYTHON:-python3}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,6 +39,8 @@ root=$(cd "$here/../.." && pwd)
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # see toolkit/bin/__init__.py
 
+cfg_args=(); for c in $config; do cfg_args+=(-c "$c"); done
+tag_cfg_args=(); for c in $tag_config; do tag_cfg_args+=(-c "$c"); done
 log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 done_or_forced() { [ "$force" = true ] || [ ! -e "$1" ]; }
@@ -60,7 +68,7 @@ fi
 if run_stage 2; then
   if done_or_forced "$data_dir/fbank_stats.pt"; then
     log 2 "global feature mean/std"
-    $python -m toolkit.bin.compute_stats -c "$config" --cuts "$data_dir/cuts_train.jsonl.gz" \
+    $python -m toolkit.bin.compute_stats "${cfg_args[@]}" --cuts "$data_dir/cuts_train.jsonl.gz" \
       --out "$data_dir/fbank_stats.pt" data.num_workers="$nj" $train_args
   else
     log 2 "skip: $data_dir/fbank_stats.pt exists"
@@ -77,11 +85,32 @@ if run_stage 3; then
   fi
 fi
 
+init_args=()
+if run_stage 4 && [ "$init" = supervised ]; then
+  tag_exp_dir=${tag_exp_dir:-${exp_dir}_tagging}
+  if done_or_forced "$data_dir/labels.txt"; then
+    log 4 "label vocabulary → $data_dir/labels.txt"
+    $python -m toolkit.bin.label_vocab "$data_dir/cuts_train.jsonl.gz" -o "$data_dir/labels.txt"
+  fi
+  if done_or_forced "$tag_exp_dir/model.pt"; then
+    [ "$force" = true ] && rm -rf "$tag_exp_dir"
+    log 4 "supervised (tagging) pretraining → $tag_exp_dir"
+    $python -m toolkit.bin.train "${tag_cfg_args[@]}" --exp-dir "$tag_exp_dir" --resume "${paths[@]}" \
+      objective.vocab="$data_dir/labels.txt" $tag_args
+  else
+    log 4 "skip: $tag_exp_dir/model.pt exists"
+  fi
+  init_args=(encoder.init_from="$tag_exp_dir/model.pt")
+elif [ "$init" != none ]; then
+  echo "--init must be none or supervised, got '$init'" >&2; exit 1
+fi
+
 if run_stage 4; then
   if done_or_forced "$exp_dir/model.pt"; then
     [ "$force" = true ] && rm -rf "$exp_dir"
     log 4 "pretrain → $exp_dir (resumes if interrupted)"
-    $python -m toolkit.bin.train -c "$config" --exp-dir "$exp_dir" --resume "${paths[@]}" $train_args
+    $python -m toolkit.bin.train "${cfg_args[@]}" --exp-dir "$exp_dir" --resume "${paths[@]}" \
+      "${init_args[@]}" $train_args
   else
     log 4 "skip: $exp_dir/model.pt exists"
   fi

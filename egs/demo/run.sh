@@ -16,6 +16,9 @@ num_test=300
 exp_dir=exp/contrastive
 config=conf/pretrain.yaml
 train_args=""
+init=none            # none | supervised: tagging pretraining (conf/tagging.yaml) first
+tag_config=conf/tagging.yaml
+tag_args=""
 python=${PYTHON:-python3}
 . ../../utils/parse_options.sh
 export PYTHONPATH="$(cd ../.. && pwd)${PYTHONPATH:+:$PYTHONPATH}"
@@ -31,4 +34,5 @@ prepare="$python -m toolkit.data.prepare.demo --corpus-dir corpus --output-dir d
   --dev-manifests data/manifests/demo_cuts_dev.jsonl.gz \
   --test-manifests data/manifests/demo_cuts_test.jsonl.gz \
   --data-dir data --exp-dir "$exp_dir" --config "$config" --vocab-size 600 --nj "$nj" \
-  --train-args "$train_args"
+  --train-args "$train_args" --init "$init" \
+  --tag-config "$tag_config" --tag-args "$tag_args"

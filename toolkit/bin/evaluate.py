@@ -6,6 +6,14 @@ and ``model.pt``, extracts embeddings of the train/dev/test cuts, runs the ``eva
 (``random_init``) and raw log-mel mean+std statistics (``logmel_stats``), and writes
 ``results.md``, ``results.csv``, ``plot_metrics.png`` and ``plot_loss.png`` to ``--out-dir``
 (default ``<exp-dir>/eval``).
+
+Evaluators declare what they need beyond pooled vectors in a class attribute ``needs``:
+``"frames"`` (per-clip frame-level encoder outputs, float16, every split) and ``"generated"``
+(the model's own captions for the evaluator's ``split``, generated with its ``generation``
+options; only models whose objective has ``generate``). Nothing is extracted that no configured
+evaluator needs. Constructor arguments named in :data:`EVALUATOR_CONTEXT_ARGS` (the run's
+``tokenizer``) are supplied by code, not YAML; an evaluator's optional ``finish()`` returns rows
+after every model was evaluated (e.g. a text-only reference such as ``most_frequent_caption``).
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from toolkit.schema import check_top_level, data_config, eval_config
 from toolkit.utils.logging import setup_logging
 
 log = logging.getLogger("toolkit.evaluate")
+# Evaluator constructor arguments that code (not YAML) supplies.
+EVALUATOR_CONTEXT_ARGS = ("tokenizer",)
 
 
 def load_pretrained(exp_dir: Path, cfg: dict[str, Any], tokenizer: Any) -> AudioModel:
@@ -45,14 +55,27 @@ def load_pretrained(exp_dir: Path, cfg: dict[str, Any], tokenizer: Any) -> Audio
     return model.eval()
 
 
-def model_features(model: AudioModel):
-    """Feature function for :func:`extract`: mean-pooled encoder output + joint embedding."""
+def model_features(
+    model: AudioModel,
+    frames: bool = False,
+    tokenizer: Any = None,
+    generation: dict[str, Any] | None = None,
+):
+    """Feature function for :func:`extract`: mean-pooled encoder output + joint embedding;
+    with ``frames`` also the frame-level output (``frames``/``frame_lens``), with ``generation``
+    (``{"method": ..., **options}``) also the objective's captions (``generated``)."""
+    gen = dict(generation or {})
+    method = gen.pop("method", "beam")
 
-    def fn(audio: torch.Tensor, lens: torch.Tensor) -> dict[str, torch.Tensor]:
+    def fn(audio: torch.Tensor, lens: torch.Tensor) -> dict[str, Any]:
         hidden, hlens = model.encode(audio, lens)
-        out = {"pooled": mean_pool(hidden, hlens)}
+        out: dict[str, Any] = {"pooled": mean_pool(hidden, hlens)}
         if hasattr(model.objective, "embed_audio"):
             out["audio_emb"] = model.objective.embed_audio(hidden, hlens)
+        if frames:
+            out["frames"], out["frame_lens"] = hidden, hlens
+        if generation is not None:
+            out["generated"] = model.objective.generate(hidden, hlens, tokenizer, method, **gen)
         return out
 
     return fn
@@ -98,9 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     import_plugins(cfg.get("plugins"))
     check_top_level(cfg)
     dcfg, ecfg = data_config(cfg), eval_config(cfg)
-    evaluators = [
-        EVALUATORS.build(b, key=f"eval.evaluators[{i}]") for i, b in enumerate(ecfg.evaluators)
-    ]
+    for i, b in enumerate(ecfg.evaluators):  # early check: nothing is loaded yet
+        EVALUATORS.check(b, f"eval.evaluators[{i}]", EVALUATOR_CONTEXT_ARGS)
     cuts = {}
     for split in ("train", "dev", "test"):
         path = getattr(dcfg, split)
@@ -109,21 +131,38 @@ def main(argv: list[str] | None = None) -> int:
         cuts[split] = CutSet.from_file(path).to_eager()
 
     tokenizer = build_tokenizer(cfg)
+    evaluators = [
+        EVALUATORS.build(b, f"eval.evaluators[{i}]", tokenizer=tokenizer)
+        for i, b in enumerate(ecfg.evaluators)
+    ]
+    needs = set().union(*(getattr(ev, "needs", ()) for ev in evaluators))
+    generator = next((ev for ev in evaluators if "generated" in getattr(ev, "needs", ())), None)
+
+    def features(model: AudioModel, split: str):
+        gen = None
+        if generator is not None and split == getattr(generator, "split", "test"):
+            if hasattr(model.objective, "generate"):
+                gen = dict(generator.generation)
+        return model_features(model, "frames" in needs, tokenizer, gen)
+
     models: dict[str, tuple[Any, Any]] = {}
     pretrained = load_pretrained(exp, cfg, tokenizer)
-    models["pretrained"] = (model_features(pretrained), text_features(pretrained, tokenizer))
+    models["pretrained"] = (
+        lambda s: features(pretrained, s),
+        text_features(pretrained, tokenizer),
+    )
     if "random_init" in ecfg.baselines:
         torch.manual_seed(int(cfg.get("seed", 0)))
         rnd = build_model(cfg, tokenizer, init_weights=False).eval()
-        models["random_init"] = (model_features(rnd), text_features(rnd, tokenizer))
+        models["random_init"] = (lambda s: features(rnd, s), text_features(rnd, tokenizer))
     if "logmel_stats" in ecfg.baselines:
-        models["logmel_stats"] = (logmel_features(pretrained), None)
+        models["logmel_stats"] = (lambda s: logmel_features(pretrained), None)
 
     rows: list[dict] = []
     for name, (feat_fn, text_fn) in models.items():
         splits: dict[str, EmbeddingSet] = {
             s: extract(
-                feat_fn,
+                feat_fn(s),
                 c,
                 ecfg.batch_duration,
                 ecfg.max_clip_duration,
@@ -136,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         for ev in evaluators:
             rows.extend(ev(name, splits, text_fn))
         log.info("evaluated %s", name)
+    for ev in evaluators:
+        if hasattr(ev, "finish"):
+            rows.extend(ev.finish())
     curves = None
     if (exp / "train_log.csv").is_file():
         all_curves = read_scalars_csv(exp / "train_log.csv")

@@ -1,8 +1,10 @@
 """Frozen-encoder embedding extraction over a CutSet (deterministic, batch-independent).
 
 ``extract`` runs a feature function over a cut manifest in its order and returns an
-:class:`EmbeddingSet`: pooled clip vectors, optional audio-text embeddings, labels and captions.
-Clips that fail to load are skipped (counted and named in warnings), never a crash.
+:class:`EmbeddingSet`: pooled clip vectors, optional audio-text embeddings, labels and captions,
+and (when the feature function gives them) per-clip frame-level encoder outputs and generated
+captions in ``extra``. Clips that fail to load are skipped (counted and named in warnings), never
+a crash.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from toolkit.data.sampling import make_loader, make_sampler
 
 log = logging.getLogger(__name__)
 
-# (audio (B,S), audio_lens (B,)) -> {"pooled": (B,D), optionally "audio_emb": (B,E)}
-FeatureFn = Callable[[Tensor, Tensor], dict[str, Tensor]]
+# (audio (B,S), audio_lens (B,)) -> {"pooled": (B,D), optionally "audio_emb": (B,E),
+# "frames": (B,T,D) with "frame_lens": (B,), "generated": list[str] of B captions}
+FeatureFn = Callable[[Tensor, Tensor], dict[str, Any]]
 
 
 @dataclass
@@ -37,6 +40,8 @@ class EmbeddingSet:
     labels: dict[str, list[Any]]  # task -> label or None per clip
     captions: list[list[str]]
     num_skipped: int = 0
+    # optional per-clip outputs, rows following ``cut_ids``: "frames" (list of (T_i, D) tensors,
+    # valid frames only, ``frames_dtype``), "generated" (list of str: the model's own captions)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,13 +55,22 @@ def extract(
     device: torch.device | str = "cpu",
     num_workers: int = 0,
     desc: str = "extract",
+    frames_dtype: torch.dtype = torch.float16,
 ) -> EmbeddingSet:
-    """Run ``fn`` over ``cuts`` in manifest order (no shuffling, no random crops)."""
+    """Run ``fn`` over ``cuts`` in manifest order (no shuffling, no random crops).
+
+    If ``fn`` returns ``frames (B, T, D)`` and ``frame_lens (B,)``, the valid frames of every clip
+    are kept as a CPU ``(T_i, D)`` tensor of ``frames_dtype`` in ``extra["frames"]`` (padding is
+    never stored); a ``generated`` list of ``B`` captions goes to ``extra["generated"]``.
+    """
     sampler = make_sampler(cuts, batch_duration, shuffle=False, bucketing=False)
     sampler.set_epoch(0)
     ds = CaptionDataset(None, sampling_rate, max_clip_duration, "first", train=False)
     by_id = {c.id: c for c in cuts}
     ids, pooled, joint, skipped = [], [], [], 0
+    frames: list[Tensor] = []
+    generated: list[str] = []
+    overflow = 0
     labels: dict[str, list[Any]] = {}
     for batch in tqdm(
         make_loader(ds, sampler, num_workers), desc=desc, unit="batch", mininterval=10
@@ -68,6 +82,14 @@ def extract(
         pooled.append(out["pooled"].float().cpu())
         if "audio_emb" in out:
             joint.append(out["audio_emb"].float().cpu())
+        if "frames" in out:
+            hidden, hlens = out["frames"], out["frame_lens"].tolist()
+            for b, n in enumerate(hlens):
+                clip = hidden[b, : int(n)].to("cpu", frames_dtype).clone()
+                overflow += int(not bool(torch.isfinite(clip).all()))
+                frames.append(clip)
+        if "generated" in out:
+            generated.extend(out["generated"])
         n0 = len(ids)
         ids.extend(batch["cut_ids"])
         for task in batch["labels"]:
@@ -78,6 +100,16 @@ def extract(
         log.warning("%s: %d clips could not be loaded and were left out", desc, skipped)
     if not ids:
         raise RuntimeError(f"{desc}: no clip could be loaded")
+    if overflow:
+        log.warning("%s: %d clips have non-finite frames in %s", desc, overflow, frames_dtype)
+    extra: dict[str, Any] = {}
+    if frames:
+        extra["frames"] = frames
+    if generated:
+        extra["generated"] = generated
+    for key, vals in extra.items():
+        if len(vals) != len(ids):
+            raise RuntimeError(f"{desc}: {len(vals)} {key} entries for {len(ids)} clips")
     return EmbeddingSet(
         cut_ids=ids,
         pooled=torch.cat(pooled),
@@ -85,4 +117,5 @@ def extract(
         labels=labels,
         captions=[cut_captions(by_id[i]) for i in ids],
         num_skipped=skipped,
+        extra=extra,
     )

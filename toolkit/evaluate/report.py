@@ -1,7 +1,8 @@
 """Results report: long-format CSV, markdown pivot + per-domain summary, and plots.
 
 A result row is ``{"model", "group", "task", "metric", "value", "chance"}`` (chance may be
-None). All metrics are "higher is better" percentages.
+None; value is None for a metric that could not be computed, shown as "-"). All metrics are
+"higher is better" percentages (captioning scores ×100).
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from matplotlib.figure import Figure
 
 COLUMNS = ("model", "group", "task", "metric", "value", "chance")
 LINEAR_PROBE_PREFIX = "linear probe"
+CAPTIONING_PREFIX = "captioning"
+CAPTIONING_NOTE = (
+    "Captioning scores are ×100 (CIDEr-D up to 1000); `most_frequent_caption` gives every clip "
+    "the most frequent training caption; '-': metric unavailable (see evaluate.log)."
+)
 ACCURACY_METRICS = ("acc", "test_acc", "accuracy")
 
 
@@ -57,7 +63,7 @@ def domain_summary(rows: Sequence[dict], group: str | None = None) -> dict[tuple
     sums: dict[tuple[str, str], list[float]] = {}
     for r in rows:
         in_group = r["group"] == group if group is not None else _is_linear_probe(r["group"])
-        if in_group and r["metric"] in ACCURACY_METRICS:
+        if in_group and r["metric"] in ACCURACY_METRICS and r["value"] is not None:
             sums.setdefault((r["model"], domain_of(r["task"])), []).append(float(r["value"]))
     return {key: sum(v) / len(v) for key, v in sums.items()}
 
@@ -68,7 +74,7 @@ def _table(header: list[str], lines: list[list[str]]) -> list[str]:
     return out
 
 
-def _model_cells(values: dict[str, float], models: list[str]) -> list[str]:
+def _model_cells(values: dict[str, float | None], models: list[str]) -> list[str]:
     """Formatted values, the best one(s) (after rounding) in bold."""
     shown = {m: _fmt(values[m]) for m in models if m in values}
     finite = [float(s) for s in shown.values() if s != "-"]
@@ -80,14 +86,18 @@ def _model_cells(values: dict[str, float], models: list[str]) -> list[str]:
     ]
 
 
+def _value(v: float | None) -> float | None:
+    return None if v is None else float(v)
+
+
 def _pivot(rows: Sequence[dict]) -> tuple[list[str], list[tuple], dict, dict]:
     models = _unique(r["model"] for r in rows)
     keys = _unique((r["group"], r["task"], r["metric"]) for r in rows)
-    values: dict[tuple, dict[str, float]] = {k: {} for k in keys}
+    values: dict[tuple, dict[str, float | None]] = {k: {} for k in keys}
     chance: dict[tuple, float | None] = {k: None for k in keys}
     for r in rows:
         key = (r["group"], r["task"], r["metric"])
-        values[key][r["model"]] = float(r["value"])
+        values[key][r["model"]] = _value(r["value"])
         if chance[key] is None and r.get("chance") is not None:
             chance[key] = float(r["chance"])
     return models, keys, values, chance
@@ -106,6 +116,8 @@ def render_markdown(rows: Sequence[dict], title: str = "Results") -> str:
         for g, t, me in keys
     ]
     out += _table(header, lines)
+    if any(str(g).lower().startswith(CAPTIONING_PREFIX) for g, _, _ in keys):
+        out += ["", CAPTIONING_NOTE]
     for group in _unique(g for g, _, _ in keys if _is_linear_probe(g)):
         summary = domain_summary(rows, group=group)
         if not summary:
@@ -142,7 +154,7 @@ def plot_metrics(rows: Sequence[dict], path: Path, title: str = "") -> None:
     height = 0.8 / n_models
     for j, model in enumerate(models):
         ys = [i + (j - (n_models - 1) / 2) * height for i in range(n_keys)]
-        xs = [values[k].get(model, 0.0) for k in keys]
+        xs = [values[k].get(model) or 0.0 for k in keys]  # missing/unavailable: no bar
         ax.barh(ys, xs, height=height, label=model)
     for i, key in enumerate(keys):
         if chance[key] is not None:
@@ -175,7 +187,8 @@ def plot_loss(loss_curves: dict[str, list[tuple[int, float]]], path: Path, title
 
 
 def write_results_csv(rows: Sequence[dict], path: Path) -> None:
-    """Long-format CSV with columns model,group,task,metric,value,chance (empty chance = None)."""
+    """Long-format CSV with columns model,group,task,metric,value,chance (empty value or chance =
+    None)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
@@ -187,7 +200,7 @@ def write_results_csv(rows: Sequence[dict], path: Path) -> None:
                     r["group"],
                     r["task"],
                     r["metric"],
-                    repr(float(r["value"])),
+                    "" if r["value"] is None else repr(float(r["value"])),
                     "" if ch is None else repr(float(ch)),
                 ]
             )
@@ -199,7 +212,7 @@ def read_results_csv(path: str | Path) -> list[dict]:
         return [
             {
                 **{c: r[c] for c in COLUMNS[:4]},
-                "value": float(r["value"]),
+                "value": float(r["value"]) if r["value"] else None,
                 "chance": float(r["chance"]) if r["chance"] else None,
             }
             for r in csv.DictReader(f)

@@ -1,0 +1,53 @@
+"""toolkit.bin.compare: one table over several evaluated runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from toolkit.bin.compare import compare_rows, main, render
+from toolkit.config import ConfigError
+from toolkit.evaluate.report import write_results_csv
+
+
+def _rows(model: str, music: float, speech: float, r1: float) -> list[dict]:
+    lp = "linear probe (mean pool)"
+    return [
+        {"model": model, "group": lp, "task": "music_a", "metric": "acc", "value": music},
+        {"model": model, "group": lp, "task": "music_b", "metric": "acc", "value": music + 10},
+        {"model": model, "group": lp, "task": "speech_a", "metric": "acc", "value": speech},
+        {"model": model, "group": "retrieval", "task": "audio→text", "metric": "R@1", "value": r1},
+    ]
+
+
+def _write(tmp_path, name: str, rows: list[dict]):
+    d = tmp_path / name / "eval"
+    d.mkdir(parents=True)
+    write_results_csv([{**r, "chance": None} for r in rows], d / "results.csv")
+    return tmp_path / name
+
+
+def test_compare_table(tmp_path, capsys):
+    a = _write(tmp_path, "a", _rows("pretrained", 50, 60, 10) + _rows("logmel_stats", 40, 70, 0))
+    b = _write(tmp_path, "b", _rows("pretrained", 70, 80, 20) + _rows("logmel_stats", 40, 70, 0))
+    out = tmp_path / "cmp.md"
+    assert main([str(a), str(b), "--names", "A,B", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "| A | pretrained | 55.0 | 60.0 | 10.0 |" in text  # music mean of 50 and 60
+    assert "| B | pretrained | 75.0 | 80.0 | 20.0 |" in text
+    assert text.count("logmel_stats") == 1  # a shared baseline is shown once
+    assert "sound" not in text.splitlines()[0]  # no sound tasks: column left out
+    assert out.with_suffix(".csv").is_file()
+    assert "A" in capsys.readouterr().out
+
+
+def test_compare_errors(tmp_path):
+    with pytest.raises(ConfigError, match="results.csv not found"):
+        main([str(tmp_path / "missing")])
+    a = _write(tmp_path, "a", _rows("pretrained", 50, 60, 10))
+    with pytest.raises(ConfigError, match="--names"):
+        main([str(a), "--names", "x,y"])
+
+
+def test_render_handles_missing_values():
+    table = compare_rows([("r", _rows("pretrained", 1.0, 2.0, 3.0))])
+    assert "CIDEr" not in render(table)
