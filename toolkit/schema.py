@@ -62,7 +62,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Stage-5 evaluation: linear probes, retrieval, zero-shot."""
+    """Stage-5 evaluation: linear probes, retrieval, zero-shot, captioning (docs/evaluation.md)."""
 
     batch_duration: float = 200.0  # seconds of audio per extraction batch
     max_clip_duration: float | None = 30.0  # evaluation clips are cut to this length (from 0 s)

@@ -185,6 +185,9 @@ class _CaptionEvaluator:
 
     def _score(self, model: str, preds: Sequence[str], es: EmbeddingSet) -> list[dict]:
         refs = _references(es)
+        if not refs:
+            log.warning("%s: no %s clip has a caption; nothing to score", self.group, self.split)
+            return []
         if len(refs) < len(es.cut_ids):
             log.warning(
                 "%s: %d %s clips without captions are not scored",
@@ -194,6 +197,8 @@ class _CaptionEvaluator:
             )
         by_id = dict(zip(es.cut_ids, preds))
         self._scored_any = True
+        for i in list(refs)[:3]:
+            log.info("%s [%s] %s: %r (reference: %r)", self.group, model, i, by_id[i], refs[i][0])
         return caption_rows(
             model,
             self.group,
@@ -269,7 +274,9 @@ class OwnDecoderCaptioning(_CaptionEvaluator):
 
 
 # ----------------------------------------------------------------------------- probe decoder
-def pad_frames(frames: Sequence[Tensor], device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+def pad_frames(
+    frames: Sequence[Tensor], device: torch.device | str = "cpu"
+) -> tuple[Tensor, Tensor]:
     """Per-clip ``(T_i, D)`` tensors → float32 ``(B, max T_i, D)`` (zero padded) and ``(B,)``."""
     lens = torch.tensor([f.shape[0] for f in frames], dtype=torch.long)
     out = torch.zeros(len(frames), max(1, int(lens.max())), frames[0].shape[1])
@@ -493,6 +500,9 @@ class CaptionProbe(_CaptionEvaluator):
             )
             limit = int(getattr(decoder, "max_len", 10**9))
             examples = self._examples(splits["train"], limit)
+            if not examples:
+                log.warning("caption_probe: the train split has no captions; skipped")
+                return []
             losses = train_probe_decoder(
                 decoder,
                 frames,
@@ -518,7 +528,9 @@ class CaptionProbe(_CaptionEvaluator):
                 nll, acc = probe_dev_loss(
                     decoder, dev.extra["frames"], dev_ex, self.eval_batch_size, pad_id, device
                 )
-                msg += f"; dev token NLL {nll:.3f} (ppl {math.exp(min(nll, 50)):.1f}, acc {acc:.1%})"
+                msg += (
+                    f"; dev token NLL {nll:.3f} (ppl {math.exp(min(nll, 50)):.1f}, acc {acc:.1%})"
+                )
         preds = generate_from_frames(
             decoder,
             test.extra["frames"],

@@ -123,10 +123,11 @@ def render_markdown(rows: Sequence[dict], title: str = "Results") -> str:
         if not summary:
             continue
         domains = _unique(d for _, d in summary)
+        group_models = [m for m in models if any((m, d) in summary for d in domains)]
         out += ["", f"## Per-domain mean accuracy: {group}", ""]
         lines = []
         for d in domains:
-            vals = {m: summary[(m, d)] for m in models if (m, d) in summary}
+            vals = {m: summary[(m, d)] for m in group_models if (m, d) in summary}
             n_tasks = len(
                 _unique(
                     t
@@ -134,8 +135,8 @@ def render_markdown(rows: Sequence[dict], title: str = "Results") -> str:
                     if g == group and domain_of(t) == d and me in ACCURACY_METRICS
                 )
             )
-            lines.append([_cell(d), str(n_tasks)] + _model_cells(vals, models))
-        out += _table(["domain", "tasks"] + [_cell(m) for m in models], lines)
+            lines.append([_cell(d), str(n_tasks)] + _model_cells(vals, group_models))
+        out += _table(["domain", "tasks"] + [_cell(m) for m in group_models], lines)
     return "\n".join(out) + "\n"
 
 
