@@ -37,6 +37,7 @@ def test_compare_table(tmp_path, capsys):
     assert text.count("logmel_stats") == 1  # a shared baseline is shown once
     assert "sound" not in text.splitlines()[0]  # no sound tasks: column left out
     assert out.with_suffix(".csv").is_file()
+    assert out.with_suffix(".png").stat().st_size > 1000
     assert "A" in capsys.readouterr().out
 
 

@@ -38,6 +38,7 @@ def test_out_of_tree_objective_trains_from_yaml(tone_data, tmp_path):
     )
     over = tiny_config(tmp_path, tone_data["train"], tone_data["spm"], **{"train.max_steps": 4})
     over = [o for o in over if not o.startswith("objective.")] + ["frontend.stats_file=null"]
+    over += [f"data.dev={tone_data['dev']}", f"data.test={tone_data['test']}"]
     exp = lab / "exp"
     cmd = [sys.executable, "-m", "toolkit.bin.train", "-c", "conf.yaml", "--exp-dir", "exp"]
     r = _run(cmd + over, lab)
@@ -47,6 +48,18 @@ def test_out_of_tree_objective_trains_from_yaml(tone_data, tmp_path):
     assert "train/positive_cos" in names, names
     assert "margin_contrastive" in (exp / "config.yaml").read_text()
     assert (exp / "model.pt").is_file()
+
+    # stage 5 evaluates the run (config.yaml names the plugin, so evaluate imports it too)
+    ev = [sys.executable, "-m", "toolkit.bin.evaluate", "--exp-dir", "exp", "eval.num_workers=0"]
+    r = _run(ev + ["eval.baselines=[]"], lab)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = list(csv.DictReader((exp / "eval" / "results.csv").open()))
+    assert {"linear probe (mean pool)", "retrieval"} <= {r["group"] for r in rows}
+
+    # an unknown plugin name lists the known ones, the out-of-tree one included
+    r = _run([*cmd[:-1], "exp_unknown", *over, "objective.name=nope"], lab)
+    assert r.returncode != 0 and "unknown objective 'nope'" in r.stderr
+    assert "margin_contrastive" in r.stderr and "contrastive" in r.stderr
 
     # a misspelt key of the plugin is a clear config error naming it and the known keys
     bad = [*cmd[:-1], "exp_bad", *over, "objective.margn=0.1"]

@@ -11,7 +11,8 @@
 #                               writes $data_dir/labels.txt (toolkit.bin.label_vocab), trains the
 #                               tagging config into $tag_exp_dir and starts from its encoder
 #   5  evaluate                 toolkit.bin.evaluate → $exp_dir/eval/results.md
-# Each stage skips work whose outputs exist (pass --force true to redo it).
+# Each stage skips work whose outputs exist (pass --force true to redo it); stage 5 also reruns
+# when the model is newer than its results.
 set -euo pipefail
 
 stage=0
@@ -26,7 +27,8 @@ exp_dir=exp/pretrain
 config=conf/pretrain.yaml  # one or more (space-separated) YAML files, later ones win
 vocab_size=1000
 nj=2
-train_args=""           # extra key=value overrides for stages 2, 4 and 5
+train_args=""           # extra key=value overrides for stages 2 and 4 (written into the run config)
+eval_args=""            # extra key=value overrides for stage 5 (e.g. eval.baselines=[])
 init=none               # none | supervised (tagging pretraining on the labels, then init_from)
 tag_config=conf/tagging.yaml   # config file(s) of the supervised (tagging) stage
 tag_exp_dir=""          # default: ${exp_dir}_tagging
@@ -118,7 +120,11 @@ if run_stage 4; then
 fi
 
 if run_stage 5; then
-  log 5 "evaluate (frozen encoder) → $exp_dir/eval"
-  $python -m toolkit.bin.evaluate --exp-dir "$exp_dir" eval.num_workers="$nj"
+  if done_or_forced "$exp_dir/eval/results.md" || [ "$exp_dir/model.pt" -nt "$exp_dir/eval/results.md" ]; then
+    log 5 "evaluate (frozen encoder) → $exp_dir/eval"
+    $python -m toolkit.bin.evaluate --exp-dir "$exp_dir" eval.num_workers="$nj" $eval_args
+  else
+    log 5 "skip: $exp_dir/eval/results.md is newer than the model (--force true to redo)"
+  fi
   log 5 "results: $exp_dir/eval/results.md, results.csv, plot_metrics.png, plot_loss.png"
 fi

@@ -19,6 +19,7 @@ train_args=""
 init=none            # none | supervised: tagging pretraining (conf/tagging.yaml) first
 tag_config=conf/tagging.yaml
 tag_args=""
+eval_args=""
 python=${PYTHON:-python3}
 . ../../utils/parse_options.sh
 export PYTHONPATH="$(cd ../.. && pwd)${PYTHONPATH:+:$PYTHONPATH}"
@@ -35,4 +36,4 @@ prepare="$python -m toolkit.data.prepare.demo --corpus-dir corpus --output-dir d
   --test-manifests data/manifests/demo_cuts_test.jsonl.gz \
   --data-dir data --exp-dir "$exp_dir" --config "$config" --vocab-size 600 --nj "$nj" \
   --train-args "$train_args" --init "$init" \
-  --tag-config "$tag_config" --tag-args "$tag_args"
+  --tag-config "$tag_config" --tag-args "$tag_args" --eval-args "$eval_args"

@@ -5,7 +5,8 @@
 accuracy per domain (mean over the domain's tasks), retrieval R@1 both ways and captioning
 CIDEr-D (own decoder / probe decoder) where present. Baselines that do not depend on the run
 (``logmel_stats``, ``most_frequent_caption``) are shown once; ``random_init`` is shown per run
-because it depends on the architecture. Also writes the table as CSV next to ``-o``.
+because it depends on the architecture. Also writes the table as CSV and a bar plot (``.png``)
+next to ``-o``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,28 @@ def render(table: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 
+def plot(table: Sequence[dict], path: Path) -> None:
+    """Grouped bars: one group per column (domains, R@1, CIDEr-D), one bar per (run, model)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cols = [c for c in (*DOMAINS, *(c[0] for c in EXTRA_COLUMNS)) if any(r.get(c) for r in table)]
+    labels = [r["model"] if r["run"] == "-" else f"{r['run']} / {r['model']}" for r in table]
+    fig = Figure(figsize=(max(6.0, 1.6 * len(cols) + 2), 4.5))
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(table))
+    for j, (label, row) in enumerate(zip(labels, table, strict=True)):
+        xs = [i + (j - (len(table) - 1) / 2) * width for i in range(len(cols))]
+        ax.bar(xs, [row.get(c) or 0.0 for c in cols], width=width, label=label)
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels(cols, fontsize=8)
+    ax.set_ylabel("% (CIDEr-D ×100)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("exp_dirs", nargs="+", help="run directories evaluated by stage 5")
@@ -102,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             writer = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["run"])
             writer.writeheader()
             writer.writerows(table)
+        plot(table, out.with_suffix(".png"))
     return 0
 
 
