@@ -23,7 +23,15 @@ setup(
     extras_require={
         # metrics: captioning metrics (BLEU/METEOR/ROUGE-L/CIDEr-D/SPICE); needs Java, no torch
         "metrics": ["pycocoevalcap>=1.2"],
-        "dev": ["pytest>=7", "pytest-timeout>=2", "ruff>=0.5", "pycocoevalcap>=1.2"],
+        # hf: Hugging Face text towers/tokenizers from local folders (toolkit/text/hf.py); no torch
+        "hf": ["transformers>=4.40"],
+        "dev": [
+            "pytest>=7",
+            "pytest-timeout>=2",
+            "ruff>=0.5",
+            "pycocoevalcap>=1.2",
+            "transformers>=4.40",
+        ],
         "gpu": ["torchaudio"],
     },
     entry_points={
@@ -36,6 +44,9 @@ setup(
             "toolkit-prepare-demo=toolkit.data.prepare.demo:main",
             "toolkit-describe=toolkit.bin.describe:cli",
             "toolkit-label-vocab=toolkit.bin.label_vocab:cli",
+            "toolkit-extract=toolkit.bin.extract:cli",
+            "toolkit-compare=toolkit.bin.compare:cli",
+            "toolkit-config-get=toolkit.bin.config_get:cli",
         ]
     },
 )

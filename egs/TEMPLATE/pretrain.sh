@@ -47,8 +47,11 @@ log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 done_or_forced() { [ "$force" = true ] || [ ! -e "$1" ]; }
 paths=(data.train="$data_dir/cuts_train.jsonl.gz" data.dev="$data_dir/cuts_dev.jsonl.gz"
-       data.test="$data_dir/cuts_test.jsonl.gz" tokenizer.model="$data_dir/spm.model"
-       frontend.stats_file="$data_dir/fbank_stats.pt")
+       data.test="$data_dir/cuts_test.jsonl.gz" frontend.stats_file="$data_dir/fbank_stats.pt")
+# the stage-3 SentencePiece model is used only by configs whose tokenizer is sentencepiece
+# (an `hf` tokenizer brings its own vocabulary from a local folder)
+tokenizer_name=$($python -m toolkit.bin.config_get tokenizer.name "${cfg_args[@]}")
+[ "$tokenizer_name" = sentencepiece ] && paths+=(tokenizer.model="$data_dir/spm.model")
 
 if run_stage 0; then
   [ -n "$prepare_cmd" ] || { echo "stage 0 needs --prepare-cmd" >&2; exit 1; }

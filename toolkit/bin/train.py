@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -61,6 +62,22 @@ def load_train_cuts(path: str | None, min_duration: float) -> CutSet:
     return CutSet.from_jsonl_lazy(path).filter(_DurationFilter(min_duration))
 
 
+def keep_stats_with_run(cfg: dict, exp: Path) -> None:
+    """Copy the frontend's feature statistics into the run dir and point the config at the copy,
+    so that a run dir alone is enough to evaluate or export the model later."""
+    fe = cfg.get("frontend") or {}
+    src = fe.get("stats_file")
+    if not src or not Path(src).is_file():
+        return
+    dst = exp / Path(src).name
+    if Path(src).resolve() != dst.resolve():
+        exp.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_suffix(dst.suffix + ".tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    fe["stats_file"] = str(dst)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_args(p)
@@ -86,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if D.rank() == 0:
         cfg.setdefault("seed", seed)
+        keep_stats_with_run(cfg, exp)
         dump_config(cfg, exp / "config.yaml")
         log.info("resolved config written to %s", exp / "config.yaml")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,31 @@ def masked_mean(hidden: Tensor, lens: Tensor) -> Tensor:
     """``(B, T, D)``, ``(B,)`` → ``(B, D)`` mean over valid frames."""
     mask = lengths_to_mask(lens, hidden.shape[1]).to(hidden.dtype)[..., None]
     return (hidden * mask).sum(1) / lens.clamp(min=1)[:, None].to(hidden.dtype)
+
+
+def projection_head(in_dim: int, out_dim: int, num_layers: int = 2) -> nn.Sequential:
+    """``num_layers`` linear layers with GELU between them (hidden width ``out_dim``).
+
+    1: ``Linear(in, out)``; 2: ``Linear(in, out) → GELU → Linear(out, out)`` (the CLAP MLP head).
+    """
+    if num_layers < 1:
+        raise ValueError(f"proj_layers must be >= 1, got {num_layers}")
+    layers: list[nn.Module] = []
+    dim = in_dim
+    for _ in range(num_layers - 1):
+        layers += [nn.Linear(dim, out_dim), nn.GELU()]
+        dim = out_dim
+    layers.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+def embed_norm_penalty(audio: Tensor, text: Tensor) -> Tensor:
+    """``½ (mean_b (‖a_b‖ − 1)² + mean_b (‖t_b‖ − 1)²)`` of pre-normalisation embeddings
+    ``(B, E)`` (computed in float32): pulls the projection outputs towards the unit sphere so
+    that the L2 normalisation stays well conditioned."""
+    pen_a = (audio.float().norm(dim=-1) - 1.0).pow(2).mean()
+    pen_t = (text.float().norm(dim=-1) - 1.0).pow(2).mean()
+    return 0.5 * (pen_a + pen_t)
 
 
 def symmetric_info_nce(
@@ -42,13 +67,19 @@ def symmetric_info_nce(
 
 @OBJECTIVES.register("contrastive")
 class Contrastive(nn.Module):
-    """CLAP-style objective: mean-pooled audio and a text tower, each projected to ``embed_dim``
-    and L2-normalised; symmetric InfoNCE with a learnable temperature.
+    """CLAP-style objective: pooled audio and a text tower, each projected to ``embed_dim``
+    and L2-normalised; symmetric InfoNCE with a learnable (or fixed) temperature.
 
     The temperature is ``1 / exp(logit_scale)`` with ``exp(logit_scale)`` clamped to
     ``max_logit_scale``. Negatives come from all DDP ranks (gathered with gradients), ranks may
     hold different batch sizes. Each rank's ``loss`` is scaled so that DDP's gradient average
     equals the gradient of the global-batch loss (so ``loss`` itself is world_size × its share).
+
+    Options (defaults = the original head): ``proj_layers`` (1 linear, 2 MLP, ...),
+    ``audio_pooling`` (``mean_then_project``: project the masked mean of the frames;
+    ``project_then_mean``: project every frame, then take the masked mean) and
+    ``embed_norm_weight`` (× :func:`embed_norm_penalty` of this rank's pre-normalisation
+    embeddings added to ``loss`` and logged as ``embed_norm_reg``).
     """
 
     def __init__(
@@ -60,45 +91,66 @@ class Contrastive(nn.Module):
         init_temperature: float = 0.07,
         max_logit_scale: float = 100.0,
         learn_temperature: bool = True,
+        proj_layers: int = 2,
+        audio_pooling: Literal["mean_then_project", "project_then_mean"] = "mean_then_project",
+        embed_norm_weight: float = 0.0,
     ) -> None:
         super().__init__()
+        if audio_pooling not in ("mean_then_project", "project_then_mean"):
+            raise ValueError(f"audio_pooling: unknown {audio_pooling!r}")
+        if embed_norm_weight < 0:
+            raise ValueError(f"embed_norm_weight must be >= 0, got {embed_norm_weight}")
         self.text_encoder = TEXT_ENCODERS.build(
             text_encoder, key="objective.text_encoder", vocab_size=vocab_size
         )
-        self.audio_proj = nn.Sequential(
-            nn.Linear(encoder_dim, embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim)
-        )
-        self.text_proj = nn.Sequential(
-            nn.Linear(self.text_encoder.output_dim, embed_dim),
-            nn.GELU(),
-            nn.Linear(embed_dim, embed_dim),
-        )
+        self.audio_proj = projection_head(encoder_dim, embed_dim, proj_layers)
+        self.text_proj = projection_head(self.text_encoder.output_dim, embed_dim, proj_layers)
         self.logit_scale = nn.Parameter(
             torch.tensor(math.log(1.0 / init_temperature)), requires_grad=learn_temperature
         )
         self.max_log_scale = math.log(max_logit_scale)
         self.embed_dim = embed_dim
+        self.audio_pooling = audio_pooling
+        self.embed_norm_weight = embed_norm_weight
 
     def scale(self) -> Tensor:
         """Clamped ``1/temperature`` (scalar)."""
         return self.logit_scale.clamp(max=self.max_log_scale).exp()
 
+    def project_audio(self, hidden: Tensor, lens: Tensor) -> Tensor:
+        """Encoder output ``(B, T, D)`` → pre-normalisation audio embeddings ``(B, E)``."""
+        if self.audio_pooling == "project_then_mean":
+            return masked_mean(self.audio_proj(hidden), lens)
+        return self.audio_proj(masked_mean(hidden, lens))
+
+    def project_text(self, tokens: Tensor, lens: Tensor) -> Tensor:
+        """Token ids ``(B, L)`` → pre-normalisation text embeddings ``(B, E)``."""
+        return self.text_proj(self.text_encoder(tokens, lens))
+
     def embed_audio(self, hidden: Tensor, lens: Tensor) -> Tensor:
         """Encoder output ``(B, T, D)`` → L2-normalised audio embeddings ``(B, E)``."""
-        return F.normalize(self.audio_proj(masked_mean(hidden, lens)), dim=-1)
+        return F.normalize(self.project_audio(hidden, lens), dim=-1)
 
     def embed_text(self, tokens: Tensor, lens: Tensor) -> Tensor:
         """Token ids ``(B, L)`` → L2-normalised text embeddings ``(B, E)``."""
-        return F.normalize(self.text_proj(self.text_encoder(tokens, lens)), dim=-1)
+        return F.normalize(self.project_text(tokens, lens), dim=-1)
 
     def forward(self, encoder_out: Tensor, encoder_lens: Tensor, batch: dict) -> dict[str, Tensor]:
-        """Loss dict: ``loss`` (scalar), ``temperature``, ``acc_a2t`` (in-batch top-1, local)."""
-        audio = self.embed_audio(encoder_out, encoder_lens)
-        text = self.embed_text(batch["text_tokens"], batch["text_lens"])
+        """Loss dict: ``loss`` (scalar), ``temperature``, ``acc_a2t`` (in-batch top-1, local);
+        ``embed_norm_reg`` (unweighted, local) when ``embed_norm_weight > 0``."""
+        audio_raw = self.project_audio(encoder_out, encoder_lens)
+        text_raw = self.project_text(batch["text_tokens"], batch["text_lens"])
+        audio = F.normalize(audio_raw, dim=-1)
+        text = F.normalize(text_raw, dim=-1)
         sizes = D.gather_sizes(len(audio), audio.device) if D.is_distributed() else None
         scale = self.scale()
         loss = symmetric_info_nce(audio, text, scale, sizes) * D.world_size()
         with torch.no_grad():
             local = audio @ text.t()
             acc = (local.argmax(1) == torch.arange(len(local), device=local.device)).float().mean()
-        return {"loss": loss, "temperature": 1.0 / scale.detach(), "acc_a2t": acc}
+        out = {"loss": loss, "temperature": 1.0 / scale.detach(), "acc_a2t": acc}
+        if self.embed_norm_weight > 0:
+            reg = embed_norm_penalty(audio_raw, text_raw)
+            out["loss"] = loss + self.embed_norm_weight * reg
+            out["embed_norm_reg"] = reg.detach()
+        return out
