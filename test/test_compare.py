@@ -49,6 +49,21 @@ def test_compare_errors(tmp_path):
         main([str(a), "--names", "x,y"])
 
 
+def test_shared_baseline_collects_columns_from_every_run():
+    cap = {"group": "captioning (own decoder)", "task": "test captions", "metric": "CIDEr-D"}
+    probe = {**cap, "group": "captioning (probe decoder)"}
+    run_a = [{**probe, "model": "most_frequent_caption", "value": 4.6}]
+    run_b = [
+        {**cap, "model": "most_frequent_caption", "value": 4.6},
+        {**cap, "model": "pretrained", "value": 0.0},
+    ]
+    table = compare_rows([("a", run_a), ("b", run_b)])
+    base = [r for r in table if r["model"] == "most_frequent_caption"]
+    assert len(base) == 1
+    assert base[0]["CIDEr-D (own decoder)"] == 4.6 and base[0]["CIDEr-D (probe decoder)"] == 4.6
+    assert "CIDEr-D (own decoder)" in render(table)  # a column of zeros is still shown
+
+
 def test_render_handles_missing_values():
     table = compare_rows([("r", _rows("pretrained", 1.0, 2.0, 3.0))])
     assert "CIDEr" not in render(table)

@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 objectives="contrastive siglip captioning hybrid"
 train_args=""
-eval_args="eval.evaluators=[{name:linear_probe},{name:retrieval},{name:zero_shot},{name:captioning},{name:caption_probe}]"
+eval_args="-c conf/eval_all.yaml"   # stage-5 options (extra YAML files, key=value)
 out_dir=exp/objectives
 python=${PYTHON:-python3}
 . ../../utils/parse_options.sh

@@ -45,21 +45,24 @@ def _lookup(rows: Sequence[dict], model: str, prefix: str, task: str, metric: st
 
 def compare_rows(runs: Sequence[tuple[str, list[dict]]]) -> list[dict]:
     """One dict per (run, model): ``run``, ``model``, domain means and the extra columns."""
-    out, seen_shared = [], set()
+    out: list[dict] = []
+    shared: dict[str, dict] = {}  # a shared baseline's row, filled from every run that has it
     for name, rows in runs:
-        groups = [g for g in dict.fromkeys(r["group"] for r in rows)]
+        groups = list(dict.fromkeys(r["group"] for r in rows))
         probe = next((g for g in groups if str(g).startswith(LINEAR_PROBE_PREFIX)), None)
         means = domain_summary(rows, probe) if probe else {}
         for model in dict.fromkeys(r["model"] for r in rows):
-            if model in SHARED_BASELINES:
-                if model in seen_shared:
-                    continue
-                seen_shared.add(model)
-            row = {"run": "-" if model in SHARED_BASELINES else name, "model": model}
-            row.update({d: means.get((model, d)) for d in DOMAINS})
+            values = {d: means.get((model, d)) for d in DOMAINS}
             for title, prefix, task, metric in EXTRA_COLUMNS:
-                row[title] = _lookup(rows, model, prefix, task, metric)
-            out.append(row)
+                values[title] = _lookup(rows, model, prefix, task, metric)
+            if model in SHARED_BASELINES:
+                if model not in shared:
+                    shared[model] = {"run": "-", "model": model}
+                    out.append(shared[model])
+                row = shared[model]
+                row.update({k: v for k, v in values.items() if row.get(k) is None})
+            else:
+                out.append({"run": name, "model": model, **values})
     return out
 
 
@@ -82,7 +85,8 @@ def plot(table: Sequence[dict], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    cols = [c for c in (*DOMAINS, *(c[0] for c in EXTRA_COLUMNS)) if any(r.get(c) for r in table)]
+    cols = [c for c in (*DOMAINS, *(c[0] for c in EXTRA_COLUMNS))]
+    cols = [c for c in cols if any(r.get(c) is not None for r in table)]
     labels = [r["model"] if r["run"] == "-" else f"{r['run']} / {r['model']}" for r in table]
     fig = Figure(figsize=(max(6.0, 1.6 * len(cols) + 2), 4.5))
     ax = fig.add_subplot()

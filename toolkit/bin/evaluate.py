@@ -1,6 +1,7 @@
 """Stage 5: evaluate a pretrained model with its encoder frozen, beside two baselines.
 
-``python -m toolkit.bin.evaluate --exp-dir exp/demo [k=v ...]`` reads ``exp/demo/config.yaml``
+``python -m toolkit.bin.evaluate --exp-dir exp/demo [-c extra.yaml] [k=v ...]`` reads
+``exp/demo/config.yaml`` (plus any ``-c`` files merged over it)
 and ``model.pt``, extracts embeddings of the train/dev/test cuts, runs the ``eval.evaluators``
 (linear probes, retrieval, zero-shot) for the pretrained model, the same architecture untrained
 (``random_init``) and raw log-mel mean+std statistics (``logmel_stats``), and writes
@@ -110,14 +111,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--exp-dir", required=True)
     p.add_argument("--out-dir", default=None, help="default: <exp-dir>/eval")
+    p.add_argument(
+        "--config",
+        "-c",
+        action="append",
+        default=[],
+        help="extra YAML merged over the run's config.yaml (e.g. an eval: section; repeatable)",
+    )
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. eval.baselines=[]")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     exp = Path(args.exp_dir)
     out_dir = Path(args.out_dir) if args.out_dir else exp / "eval"
     setup_logging(out_dir / "evaluate.log")
     if not (exp / "config.yaml").is_file():
         raise ConfigError(f"--exp-dir: {exp / 'config.yaml'} not found (train first)")
-    cfg = load_config(exp / "config.yaml", args.overrides)
+    cfg = load_config([exp / "config.yaml", *args.config], args.overrides)
     import_plugins(cfg.get("plugins"))
     check_top_level(cfg)
     dcfg, ecfg = data_config(cfg), eval_config(cfg)
