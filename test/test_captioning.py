@@ -196,3 +196,26 @@ def test_end_to_end_model(tok):
         hidden, hlens = model.encode(batch["audio"], batch["audio_lens"])
         texts = model.objective.generate(hidden, hlens, tok, method="beam", max_len=6)
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+def test_special_ids_come_from_the_tokenizer():
+    """A tokenizer with other special ids (RoBERTa-like: pad 1, bos 0, eos 2): PAD targets are
+    ignored under the given id and generation starts from the given BOS."""
+    torch.manual_seed(0)
+    special = {"pad": 1, "bos": 0, "eos": 2}
+    obj = OBJECTIVES.build(
+        {"name": "captioning", "decoder": decoder_cfg(), "label_smoothing": 0.0},
+        "objective",
+        encoder_dim=D,
+        vocab_size=12,
+        special_ids=special,
+    ).eval()
+    assert (obj.pad_id, obj.bos_id, obj.eos_id) == (1, 0, 2)
+    enc, lens = torch.randn(2, 5, D), torch.tensor([5, 3])
+    tokens = torch.tensor([[0, 5, 6, 2, 1, 1], [0, 7, 2, 1, 1, 1]])
+    batch = {"text_tokens": tokens, "text_lens": torch.tensor([4, 3])}
+    logits = obj.decoder(tokens[:, :-1], enc, lens)
+    ref = F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten(), ignore_index=1)
+    assert torch.allclose(obj(enc, lens, batch)["loss"], ref, atol=1e-6)
+    seqs = obj.generate(enc, lens, method="greedy", max_len=4)
+    assert all(0 not in s and 1 not in s for s in seqs)  # BOS/PAD never generated

@@ -80,7 +80,13 @@ def build_model(
             config_key="encoder.init_from",
         )
     vocab = getattr(tokenizer, "vocab_size", None)
+    ids = {k: getattr(tokenizer, f"{k}_id", None) for k in ("pad", "bos", "eos")}
+    special = {k: v for k, v in ids.items() if v is not None} or None
     objective = OBJECTIVES.build(
-        cfg["objective"], key="objective", encoder_dim=encoder.output_dim, vocab_size=vocab
+        cfg["objective"],
+        key="objective",
+        encoder_dim=encoder.output_dim,
+        vocab_size=vocab,
+        special_ids=special,
     )
     return AudioModel(frontend, encoder, objective, augmentation)

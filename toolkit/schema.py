@@ -93,7 +93,7 @@ def check_top_level(cfg: dict[str, Any]) -> None:
 # Constructor arguments that code (not YAML) supplies to each plugin kind.
 CONTEXT_ARGS = {
     "encoder": {"input_dim"},
-    "objective": {"encoder_dim", "vocab_size"},
+    "objective": {"encoder_dim", "vocab_size", "special_ids"},
     "optim": {"model"},
     "scheduler": {"optimizer", "total_steps"},
 }

@@ -56,7 +56,10 @@ class Captioning(nn.Module):
         decoder: dict[str, Any] | None = None,
         label_smoothing: float = 0.1,
         parallel_fraction: float = 0.0,
+        special_ids: dict[str, int] | None = None,
     ) -> None:
+        """``special_ids``: the tokenizer's ``{"pad", "bos", "eos"}`` ids, supplied by
+        ``build_model`` (default: the SentencePiece ids 0/2/3)."""
         super().__init__()
         if vocab_size is None:
             raise ConfigError(
@@ -81,7 +84,8 @@ class Captioning(nn.Module):
         )
         self.label_smoothing = label_smoothing
         self.parallel_fraction = parallel_fraction
-        self.bos_id, self.eos_id, self.pad_id = BOS_ID, EOS_ID, PAD_ID
+        ids = {"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID, **(special_ids or {})}
+        self.bos_id, self.eos_id, self.pad_id = ids["bos"], ids["eos"], ids["pad"]
         mask_embedding = getattr(self.decoder, "mask_embedding", None)
         if parallel_fraction == 0 and isinstance(mask_embedding, nn.Parameter):
             mask_embedding.requires_grad_(False)  # unused: keep it out of the optimiser and DDP
@@ -97,7 +101,7 @@ class Captioning(nn.Module):
 
     def forward(self, encoder_out: Tensor, encoder_lens: Tensor, batch: dict) -> dict[str, Tensor]:
         """encoder_out ``(B, T, D)``, encoder_lens ``(B,)``, batch with ``text_tokens (B, L)``
-        (BOS … EOS, PAD = 0) and ``text_lens (B,)`` → loss dict."""
+        (BOS … EOS, then PAD: the tokenizer's ids) and ``text_lens (B,)`` → loss dict."""
         tokens, text_lens = batch["text_tokens"], batch["text_lens"]
         inp, tgt = tokens[:, :-1], tokens[:, 1:]
         limit = getattr(self.decoder, "max_len", None)
@@ -127,7 +131,9 @@ class Captioning(nn.Module):
             parts.append((logits, tgt[par]))
         loss = nll = correct = count = 0
         for logits, t in parts:
-            out = smoothed_token_ce(logits.flatten(0, 1), t.flatten(), self.label_smoothing)
+            out = smoothed_token_ce(
+                logits.flatten(0, 1), t.flatten(), self.label_smoothing, self.pad_id
+            )
             loss, nll = loss + out[0], nll + out[1]
             correct, count = correct + out[2], count + out[3]
         n = count.clamp(min=1)

@@ -11,7 +11,7 @@ from toolkit.config import ConfigError, locate
 from toolkit.registry import ALL_REGISTRIES, OBJECTIVES
 
 # constructor arguments that objectives pass to their nested plugins in code, not YAML
-_CODE_ARGS = {"vocab_size", "encoder_dim", "input_dim"}
+_CODE_ARGS = {"vocab_size", "encoder_dim", "input_dim", "special_ids"}
 
 
 def _sub_block(cfg: Mapping[str, Any] | None, default: str, key: str) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def _sub_block(cfg: Mapping[str, Any] | None, default: str, key: str) -> dict[st
     if not isinstance(cfg, Mapping):
         raise ConfigError(f"{locate(key)}{key}: expected a mapping of the part's keys")
     block = {"name": default, **cfg}
-    OBJECTIVES.check(block, key, supplied={"encoder_dim", "vocab_size"})
+    OBJECTIVES.check(block, key, supplied={"encoder_dim", "vocab_size", "special_ids"})
     for k, v in block.items():
         if k in ALL_REGISTRIES and isinstance(v, Mapping):
             ALL_REGISTRIES[k].check(v, f"{key}.{k}", supplied=_CODE_ARGS)
@@ -52,6 +52,7 @@ class Hybrid(nn.Module):
         captioning: dict[str, Any] | None = None,
         contrastive_weight: float = 1.0,
         captioning_weight: float = 1.0,
+        special_ids: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         weights = {"contrastive_weight": contrastive_weight, "captioning_weight": captioning_weight}
@@ -63,7 +64,11 @@ class Hybrid(nn.Module):
         for part, cfg in (("contrastive", contrastive), ("captioning", captioning)):
             key = f"objective.{part}"
             parts[part] = OBJECTIVES.build(
-                _sub_block(cfg, part, key), key, encoder_dim=encoder_dim, vocab_size=vocab_size
+                _sub_block(cfg, part, key),
+                key,
+                encoder_dim=encoder_dim,
+                vocab_size=vocab_size,
+                special_ids=special_ids,
             )
         self.contrastive = parts["contrastive"]
         self.captioning = parts["captioning"]
