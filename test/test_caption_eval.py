@@ -28,7 +28,9 @@ from toolkit.evaluate.embeddings import EmbeddingSet, extract
 from toolkit.registry import DECODERS, EVALUATORS
 from toolkit.text.tokenizer import SentencePieceTokenizer, train_sentencepiece
 
-pytest.importorskip("pycocoevalcap")
+pytest.importorskip(
+    "pycocoevalcap", reason="captioning metrics need the metrics extra (pip install .[metrics])"
+)
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="captioning metrics need Java")
 
 CAPS = [

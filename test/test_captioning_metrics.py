@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("pycocoevalcap")
+pytest.importorskip(
+    "pycocoevalcap", reason="captioning metrics need the metrics extra (pip install .[metrics])"
+)
 if shutil.which("java") is None:
     pytest.skip(
         "captioning metrics need Java (tools/install.sh installs it)", allow_module_level=True

@@ -3,12 +3,9 @@ when the ranks hold different batch sizes."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from ddp_check import ddp_step_and_save, spawn_and_compare
 
 from toolkit.encoders.transformer import TransformerEncoder
 from toolkit.frontends.fbank import Fbank
@@ -49,17 +46,8 @@ def rank_slice(batch: dict, rank: int) -> dict:
     return part
 
 
-def worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    torch.set_num_threads(1)
-    model = torch.nn.parallel.DistributedDataParallel(make_model())
-    out = model(rank_slice(global_batch(), rank))
-    out["loss"].backward()
-    loss = out["loss"].detach().clone()
-    dist.all_reduce(loss)
-    grads = {n: p.grad.clone() for n, p in model.module.named_parameters() if p.grad is not None}
-    torch.save({"loss": loss / world, "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+def worker(rank: int, init_file: str, out_dir: str) -> None:
+    ddp_step_and_save(rank, init_file, out_dir, make_model(), rank_slice(global_batch(), rank))
 
 
 @pytest.mark.timeout(300)
@@ -69,10 +57,4 @@ def test_ddp_equals_single_process(tmp_path):
     out["loss"].backward()
     ref = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
-    mp.spawn(worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
-    for rank in range(2):
-        res = torch.load(tmp_path / f"rank{rank}.pt")
-        assert abs(float(res["loss"]) - float(out["loss"])) < 1e-5
-        assert set(res["grads"]) == set(ref)
-        for name, g in ref.items():
-            torch.testing.assert_close(res["grads"][name], g, rtol=1e-4, atol=1e-6, msg=name)
+    spawn_and_compare(worker, tmp_path, out["loss"], ref)

@@ -32,7 +32,9 @@ HIDDEN = 16
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory) -> str:
     """A tiny randomly initialised BERT (2 layers, 16 dims) + WordPiece vocab, saved locally."""
-    transformers = pytest.importorskip("transformers")
+    transformers = pytest.importorskip(
+        "transformers", reason="transformers not installed (pip install .[hf])"
+    )
     d = tmp_path_factory.mktemp("tiny_bert")
     (d / "vocab.txt").write_text("\n".join(WORDS) + "\n")
     cfg = transformers.BertConfig(

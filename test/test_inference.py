@@ -180,7 +180,7 @@ def test_resampler_matches_analytic_signal():
 
 
 def test_torchaudio_and_lhotse_resamplers_agree():
-    pytest.importorskip("torchaudio")
+    pytest.importorskip("torchaudio", reason="torchaudio (optional; GPU machines) is not installed")
     x = torch.from_numpy(tones(44100))
     a = resample(x, 44100, 16000, backend="torchaudio")
     b = resample(x, 44100, 16000, backend="lhotse")

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from ddp_check import ddp_step_and_save, spawn_and_compare
 from torch import nn
 
 from toolkit.objectives.siglip import SigLIP, sigmoid_pair_loss
@@ -102,19 +100,10 @@ def global_batch() -> dict:
     return {"frames": frames, "lens": lens, "text_tokens": tokens, "text_lens": tlens}
 
 
-def worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    torch.set_num_threads(1)
-    model = torch.nn.parallel.DistributedDataParallel(_Wrapper())
+def worker(rank: int, init_file: str, out_dir: str) -> None:
     s = sum(SIZES[:rank])
     part = {k: v[s : s + SIZES[rank]] for k, v in global_batch().items()}
-    out = model(part)
-    out["loss"].backward()
-    loss = out["loss"].detach().clone()
-    dist.all_reduce(loss)
-    grads = {n: p.grad.clone() for n, p in model.module.named_parameters() if p.grad is not None}
-    torch.save({"loss": loss / world, "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    ddp_step_and_save(rank, init_file, out_dir, _Wrapper(), part)
 
 
 @pytest.mark.timeout(300)
@@ -125,10 +114,4 @@ def test_ddp_equals_single_process(tmp_path):
     ref = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     assert "objective.bias" in ref and "objective.logit_scale" in ref
 
-    mp.spawn(worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
-    for rank in range(2):
-        res = torch.load(tmp_path / f"rank{rank}.pt")
-        assert abs(float(res["loss"]) - float(out["loss"].detach())) < 1e-5
-        assert set(res["grads"]) == set(ref)
-        for name, g in ref.items():
-            torch.testing.assert_close(res["grads"][name], g, rtol=1e-4, atol=1e-6, msg=name)
+    spawn_and_compare(worker, tmp_path, out["loss"], ref)
