@@ -7,6 +7,7 @@ setup(
     version="0.1.0",
     description="Audio-language pretraining (contrastive/captioning) of general-purpose audio encoders",
     packages=find_packages(include=["toolkit", "toolkit.*"]),
+    package_data={"toolkit.evaluate": ["*.yaml", "*.tsv"]},  # QA templates
     python_requires=">=3.10",
     # torch is deliberately not pinned here: tools/install.sh installs the right build (CPU wheel
     # without CUDA) first, and a bare "torch" requirement would let pip pull a CUDA build.
@@ -31,6 +32,7 @@ setup(
             "ruff>=0.5",
             "pycocoevalcap>=1.2",
             "transformers>=4.40",
+            "scikit-learn>=1.2",  # reference average precision in the metric tests
         ],
         "gpu": ["torchaudio"],
     },
@@ -47,6 +49,9 @@ setup(
             "toolkit-extract=toolkit.bin.extract:cli",
             "toolkit-compare=toolkit.bin.compare:cli",
             "toolkit-config-get=toolkit.bin.config_get:cli",
+            "toolkit-prepare=toolkit.bin.prepare:cli",
+            "toolkit-aggregate=toolkit.bin.aggregate:cli",
+            "toolkit-report=toolkit.bin.report:cli",
         ]
     },
 )

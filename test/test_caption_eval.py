@@ -221,8 +221,13 @@ def test_frames_extraction_keeps_valid_frames_only(tone_data):
         torch.testing.assert_close(a.float(), hidden[0].float(), atol=2e-2, rtol=1e-2)
         torch.testing.assert_close(a.float(), b.float(), atol=2e-2, rtol=1e-2)
     assert len({f.shape[0] for f in big.extra["frames"]}) > 1  # lengths really differ
-    # without the flag nothing extra is kept (the default evaluation costs nothing more)
-    assert extract(model_features(model), cuts, batch_duration=20.0).extra == {}
+    # without the flag no frames are kept (the default evaluation costs nothing more); only the
+    # caption styles read from the manifest ride along
+    plain = extract(model_features(model), cuts, batch_duration=20.0)
+    assert set(plain.extra) == {"caption_styles"} and plain.extra["caption_styles"][0] == [
+        "short",
+        "tags",
+    ]
 
 
 @needs_java

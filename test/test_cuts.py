@@ -7,10 +7,12 @@ import logging
 import numpy as np
 import pytest
 import soundfile as sf
-from lhotse import CutSet, MonoCut
+from lhotse import CutSet, MonoCut, MultiCut, Recording
 
 from toolkit.data.cuts import (
+    METADATA_KEYS,
     RESERVED_KEYS,
+    caption_cut,
     clean_captions,
     cut_captions,
     cut_labels,
@@ -18,6 +20,7 @@ from toolkit.data.cuts import (
     make_caption_cut,
     reject_empty_captions,
 )
+from toolkit.data.dataset import load_mono
 
 
 @pytest.fixture
@@ -34,6 +37,39 @@ def _cut(wav, cut_id, captions, domain="sound", labels=None):
 
 def test_reserved_keys():
     assert RESERVED_KEYS == {"caption", "caption_style", "domain", "source", "orig_id"}
+    assert METADATA_KEYS == {"audio_key", "caption_source", "fold", "split"}
+
+
+def test_metadata_is_not_a_label(wav):
+    cut = make_caption_cut(
+        wav, "m1", ["a dog"], ["short"], "sound", "unit", {"sound_events": ["dog", "rain"]},
+        metadata={"audio_key": "yt:abc:30", "fold": 3, "split": "train"},
+    )  # fmt: skip
+    custom = cut.supervisions[0].custom
+    assert custom["audio_key"] == "yt:abc:30" and custom["fold"] == 3
+    assert cut_labels(cut) == {"sound_events": ["dog", "rain"]}
+    assert label_tasks([cut]) == ["sound_events"]
+    with pytest.raises(ValueError, match="unknown metadata key 'foo'"):
+        make_caption_cut(wav, "m2", ["a"], ["short"], "sound", "unit", metadata={"foo": 1})
+    with pytest.raises(ValueError, match="invalid label key 'color_red'"):
+        make_caption_cut(wav, "m3", ["a"], ["short"], "sound", "unit", {"color_red": "x"})
+
+
+def test_caption_cut_segment_and_stereo(tmp_path):
+    path = tmp_path / "long.wav"
+    left = np.full(8000 * 5, 0.1)
+    sf.write(path, np.stack([left, 3 * left], 1), 8000)  # 5 s stereo at 8 kHz
+    rec = Recording.from_file(path, recording_id="long")
+    cut = caption_cut(rec, "long_seg1", ["x"], ["short"], "music", "unit", start=2.0, duration=1.5)
+    assert isinstance(cut, MultiCut) and cut.channel == [0, 1]
+    assert (cut.start, cut.duration) == (2.0, 1.5)
+    sup = cut.supervisions[0]
+    assert sup.start == 0 and sup.duration == 1.5 and sup.recording_id == "long"
+    audio = load_mono(cut, 16000)
+    assert audio.shape == (24000,) and np.allclose(audio[100:-100], 0.2, atol=1e-3)
+    assert caption_cut(rec, "tail", ["x"], ["short"], "music", "unit", start=4.0).duration == 1.0
+    with pytest.raises(ValueError, match="outside recording long"):
+        caption_cut(rec, "bad", ["x"], ["short"], "music", "unit", start=4.0, duration=2.0)
 
 
 def test_clean_captions():

@@ -119,3 +119,20 @@ def test_read_scalars_csv(tmp_path):
     assert curves["loss"][:2] == [(0, 5.5), (100, 3.25)]
     assert curves["loss"][2][0] == 200 and math.isnan(curves["loss"][2][1])
     assert len(curves["loss"]) == 3  # empty value skipped
+
+
+def test_rank_metrics_bold_the_smallest():
+    from toolkit.evaluate.report import render_markdown
+
+    rows = [
+        {"model": m, "group": "retrieval", "task": "audio→text", "metric": met, "value": v}
+        for m, met, v in (
+            ("a", "medR", 3.0),
+            ("b", "medR", 7.0),
+            ("a", "R@1", 10.0),
+            ("b", "R@1", 20.0),
+        )
+    ]
+    md = render_markdown(rows)
+    assert "| retrieval | audio→text | medR | **3.0** | 7.0 |" in md
+    assert "| retrieval | audio→text | R@1 | 10.0 | **20.0** |" in md

@@ -149,6 +149,7 @@ DECODERS = Registry("decoder")
 OPTIMIZERS = Registry("optimizer")
 SCHEDULERS = Registry("scheduler")
 EVALUATORS = Registry("evaluator")
+LANGUAGE_MODELS = Registry("language_model")
 
 ALL_REGISTRIES = {
     r.kind: r
@@ -163,6 +164,7 @@ ALL_REGISTRIES = {
         OPTIMIZERS,
         SCHEDULERS,
         EVALUATORS,
+        LANGUAGE_MODELS,
     )
 }
 
@@ -174,6 +176,7 @@ BUILTIN_PLUGIN_PACKAGES = (
     "toolkit.decoders",
     "toolkit.objectives",
     "toolkit.text",
+    "toolkit.lm",
 )
 # Plugin modules living beside non-plugin code.
 BUILTIN_PLUGIN_MODULES = (
@@ -182,6 +185,9 @@ BUILTIN_PLUGIN_MODULES = (
     "toolkit.train.scheduler",
     "toolkit.evaluate.evaluators",
     "toolkit.evaluate.captioning",
+    "toolkit.evaluate.probes",
+    "toolkit.evaluate.qa",
+    "toolkit.evaluate.text_alignment",
 )
 _loaded = False
 

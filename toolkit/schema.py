@@ -22,7 +22,7 @@ PLUGIN_SECTIONS = (
     "optim",
     "scheduler",
 )
-TOP_LEVEL = (*PLUGIN_SECTIONS, "data", "train", "eval", "seed", "plugins", "exp_dir")
+TOP_LEVEL = (*PLUGIN_SECTIONS, "data", "train", "eval", "seed", "plugins", "exp_dir", "tags")
 
 
 @dataclass
@@ -77,6 +77,11 @@ class EvalConfig:
         default_factory=lambda: ["random_init", "logmel_stats"]
     )  # reference rows: the untrained encoder and raw log-mel mean+std statistics
     num_workers: int = 2  # dataloader workers for extraction
+    check_leakage: bool = True  # error if a dev/test clip is in the pretraining manifest
+    name: str | None = None  # task-set name appended to every row's group ("linear probe [esc50]")
+    folds: list[str] = field(default_factory=list)  # k-fold CV manifests instead of data.dev/test
+    layer: int | Literal["average"] | None = None  # encoder layer probed: None = final output,
+    # an index into the encoder's forward_layers() list (negative from the end), "average" = mean
 
 
 def check_top_level(cfg: dict[str, Any]) -> None:

@@ -29,6 +29,10 @@ vocab_size=1000
 nj=2
 train_args=""           # extra key=value overrides for stages 2 and 4 (written into the run config)
 eval_args=""            # extra key=value overrides for stage 5 (e.g. eval.baselines=[])
+eval_config=""          # extra YAML file(s) (space-separated) merged over the run config in stage 5
+eval_tasks=""           # downstream task configs (space-separated YAML, e.g. conf/tasks/*.yaml):
+                        # each is evaluated into $exp_dir/eval_<name>; skipped when its corpus
+                        # manifests are missing
 init=none               # none | supervised (tagging pretraining on the labels, then init_from)
 tag_config=conf/tagging.yaml   # config file(s) of the supervised (tagging) stage
 tag_exp_dir=""          # default: ${exp_dir}_tagging
@@ -125,9 +129,22 @@ fi
 if run_stage 5; then
   if done_or_forced "$exp_dir/eval/results.md" || [ "$exp_dir/model.pt" -nt "$exp_dir/eval/results.md" ]; then
     log 5 "evaluate (frozen encoder) → $exp_dir/eval"
-    $python -m toolkit.bin.evaluate --exp-dir "$exp_dir" eval.num_workers="$nj" $eval_args
+    eval_cfg_args=(); for c in $eval_config; do eval_cfg_args+=(-c "$c"); done
+    $python -m toolkit.bin.evaluate --exp-dir "$exp_dir" "${eval_cfg_args[@]}" \
+      eval.num_workers="$nj" $eval_args
   else
     log 5 "skip: $exp_dir/eval/results.md is newer than the model (--force true to redo)"
   fi
+  for task in $eval_tasks; do
+    name=$(basename "$task" .yaml)
+    out="$exp_dir/eval_$name"
+    if [ "$force" = true ] || [ ! -e "$out/results.md" ] || [ "$exp_dir/model.pt" -nt "$out/results.md" ]; then
+      log 5 "downstream task $name ($task) → $out"
+      $python -m toolkit.bin.evaluate --exp-dir "$exp_dir" -c "$task" --out-dir "$out" \
+        --skip-missing eval.name="$name" eval.num_workers="$nj" $eval_args
+    else
+      log 5 "skip: $out/results.md is newer than the model"
+    fi
+  done
   log 5 "results: $exp_dir/eval/results.md, results.csv, plot_metrics.png, plot_loss.png"
 fi

@@ -20,6 +20,7 @@ after every model was evaluated (e.g. a text-only reference such as ``most_frequ
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from lhotse import CutSet
 from toolkit.bin.common import run_cli
 from toolkit.config import ConfigError, load_config
 from toolkit.evaluate.embeddings import EmbeddingSet, extract
+from toolkit.evaluate.folds import average_rounds, fold_splits
+from toolkit.evaluate.leakage import find_leaks, leak_message
 from toolkit.evaluate.pooling import mean_pool, mean_std_pool
 from toolkit.evaluate.report import read_scalars_csv, write_report
 from toolkit.model import AudioModel, build_model, build_tokenizer
@@ -40,6 +43,16 @@ from toolkit.utils.logging import setup_logging
 log = logging.getLogger("toolkit.evaluate")
 # Evaluator constructor arguments that code (not YAML) supplies.
 EVALUATOR_CONTEXT_ARGS = ("tokenizer",)
+
+
+def checkpoint_path(exp_dir: Path) -> Path | None:
+    """``exp_dir/model.pt``, else the newest file of ``exp_dir/checkpoints`` (None if neither)."""
+    from toolkit.train.checkpoint import list_checkpoints
+
+    if (exp_dir / "model.pt").is_file():
+        return exp_dir / "model.pt"
+    ckpts = list_checkpoints(exp_dir / "checkpoints")
+    return ckpts[-1][1] if ckpts else None
 
 
 def load_pretrained(exp_dir: Path, cfg: dict[str, Any], tokenizer: Any) -> AudioModel:
@@ -56,25 +69,50 @@ def load_pretrained(exp_dir: Path, cfg: dict[str, Any], tokenizer: Any) -> Audio
     return model.eval()
 
 
+def encode_layers(model: AudioModel, audio: torch.Tensor, lens: torch.Tensor, layer: Any):
+    """Final encoder output, the probed layer's frames ``(B, T', D)`` and their lens: ``layer``
+    indexes the encoder's ``forward_layers`` list (negative from the end) or is ``"average"``
+    (the mean of every layer output)."""
+    enc = model.encoder
+    if not hasattr(enc, "forward_layers"):
+        raise ConfigError(
+            f"eval.layer={layer!r}: encoder {type(enc).__name__} does not expose its layers "
+            "(forward_layers); probe its final output (eval.layer=null)"
+        )
+    feats, flens = model.features(audio, lens)
+    layers, hlens = enc.forward_layers(feats, flens)
+    if layer == "average":
+        return layers[-1], torch.stack(layers).mean(dim=0), hlens
+    if not -len(layers) <= int(layer) < len(layers):
+        raise ConfigError(f"eval.layer={layer}: the encoder has {len(layers)} layer outputs")
+    return layers[-1], layers[int(layer)], hlens
+
+
 def model_features(
     model: AudioModel,
     frames: bool = False,
     tokenizer: Any = None,
     generation: dict[str, Any] | None = None,
+    layer: Any = None,
 ):
     """Feature function for :func:`extract`: mean-pooled encoder output + joint embedding;
     with ``frames`` also the frame-level output (``frames``/``frame_lens``), with ``generation``
-    (``{"method": ..., **options}``) also the objective's captions (``generated``)."""
+    (``{"method": ..., **options}``) also the objective's captions (``generated``). With
+    ``layer`` (``eval.layer``) the pooled vector and frames come from that encoder layer."""
     gen = dict(generation or {})
     method = gen.pop("method", "beam")
 
     def fn(audio: torch.Tensor, lens: torch.Tensor) -> dict[str, Any]:
-        hidden, hlens = model.encode(audio, lens)
-        out: dict[str, Any] = {"pooled": mean_pool(hidden, hlens)}
+        if layer is None:
+            hidden, hlens = model.encode(audio, lens)
+            probe = hidden
+        else:
+            hidden, probe, hlens = encode_layers(model, audio, lens, layer)
+        out: dict[str, Any] = {"pooled": mean_pool(probe, hlens)}
         if hasattr(model.objective, "embed_audio"):
             out["audio_emb"] = model.objective.embed_audio(hidden, hlens)
         if frames:
-            out["frames"], out["frame_lens"] = hidden, hlens
+            out["frames"], out["frame_lens"] = probe, hlens
         if generation is not None:
             out["generated"] = model.objective.generate(hidden, hlens, tokenizer, method, **gen)
         return out
@@ -107,6 +145,21 @@ def text_features(model: AudioModel, tokenizer: Any, batch_size: int = 256):
     return fn
 
 
+def run_provenance(exp: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Columns recorded on every result row: the checkpoint evaluated, a hash of the run's
+    resolved config.yaml, the seed, and the run's ``tags`` (as ``tag_<name>``; e.g. the data
+    fraction, objective and initialisation of a study cell)."""
+    ckpt = checkpoint_path(exp)
+    out: dict[str, Any] = {
+        "checkpoint": str(ckpt) if ckpt else None,
+        "config_hash": hashlib.sha1((exp / "config.yaml").read_bytes()).hexdigest()[:12],
+        "seed": cfg.get("seed"),
+    }
+    for key, value in sorted((cfg.get("tags") or {}).items()):
+        out[f"tag_{key}"] = value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--exp-dir", required=True)
@@ -117,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         help="extra YAML merged over the run's config.yaml (e.g. an eval: section; repeatable)",
+    )
+    p.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="exit quietly (status 0) when a manifest of the evaluation data is missing "
+        "(task configs of corpora that were not prepared)",
     )
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. eval.baselines=[]")
     args = p.parse_intermixed_args(argv)
@@ -131,12 +190,34 @@ def main(argv: list[str] | None = None) -> int:
     dcfg, ecfg = data_config(cfg), eval_config(cfg)
     for i, b in enumerate(ecfg.evaluators):  # early check: nothing is loaded yet
         EVALUATORS.check(b, f"eval.evaluators[{i}]", EVALUATOR_CONTEXT_ARGS)
-    cuts = {}
-    for split in ("train", "dev", "test"):
-        path = getattr(dcfg, split)
-        if not path or not Path(path).is_file():
-            raise ConfigError(f"data.{split}: manifest {path} not found")
-        cuts[split] = CutSet.from_file(path).to_eager()
+    wanted = list(ecfg.folds) or [getattr(dcfg, s) for s in ("train", "dev", "test")]
+    missing = [p for p in wanted if not p or not Path(p).is_file()]
+    if missing and args.skip_missing:
+        log.warning(
+            "skipping this evaluation: manifest(s) not found: %s", ", ".join(map(str, missing))
+        )
+        return 0
+    cuts: dict[str, CutSet] = {}
+    if ecfg.folds:  # k-fold cross-validation: each fold manifest is embedded once
+        if len(ecfg.folds) < 3:
+            raise ConfigError(f"eval.folds: cross-validation needs >= 3 folds, got {ecfg.folds}")
+        for k, path in enumerate(ecfg.folds):
+            if not Path(path).is_file():
+                raise ConfigError(f"eval.folds[{k}]: manifest {path} not found")
+            cuts[f"fold{k + 1}"] = CutSet.from_file(path).to_eager()
+    else:
+        for split in ("train", "dev", "test"):
+            path = getattr(dcfg, split)
+            if not path or not Path(path).is_file():
+                raise ConfigError(f"data.{split}: manifest {path} not found")
+            cuts[split] = CutSet.from_file(path).to_eager()
+    if ecfg.check_leakage:
+        pretrain_path = data_config(load_config([exp / "config.yaml"])).train
+        if pretrain_path and Path(pretrain_path).is_file():
+            evaluated = {s: c for s, c in cuts.items() if s != "train"}
+            leaks = find_leaks(CutSet.from_jsonl_lazy(pretrain_path), evaluated)
+            if leaks:
+                raise ConfigError(leak_message(leaks, pretrain_path))
 
     tokenizer = build_tokenizer(cfg)
     evaluators = [
@@ -151,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if generator is not None and split == getattr(generator, "split", "test"):
             if hasattr(model.objective, "generate"):
                 gen = dict(generator.generation)
-        return model_features(model, "frames" in needs, tokenizer, gen)
+        return model_features(model, "frames" in needs, tokenizer, gen, ecfg.layer)
 
     models: dict[str, tuple[Any, Any]] = {}
     pretrained = load_pretrained(exp, cfg, tokenizer)
@@ -168,9 +249,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[dict] = []
     for name, (feat_fn, text_fn) in models.items():
-        splits: dict[str, EmbeddingSet] = {
+        sets: dict[str, EmbeddingSet] = {
             s: extract(
-                feat_fn(s),
+                feat_fn("test" if ecfg.folds else s),
                 c,
                 ecfg.batch_duration,
                 ecfg.max_clip_duration,
@@ -180,12 +261,25 @@ def main(argv: list[str] | None = None) -> int:
             )
             for s, c in cuts.items()
         }
-        for ev in evaluators:
-            rows.extend(ev(name, splits, text_fn))
+        if ecfg.folds:
+            folds = list(sets.values())
+            rounds = []
+            for k in range(len(folds)):
+                splits = fold_splits(folds, k)
+                rounds.append([r for ev in evaluators for r in ev(name, splits, text_fn)])
+            rows.extend(average_rounds(rounds))
+        else:
+            for ev in evaluators:
+                rows.extend(ev(name, sets, text_fn))
         log.info("evaluated %s", name)
     for ev in evaluators:
         if hasattr(ev, "finish"):
             rows.extend(ev.finish())
+    provenance = run_provenance(exp, cfg)
+    for r in rows:
+        r.update(provenance)
+        if ecfg.name:
+            r["group"] = f"{r['group']} [{ecfg.name}]"
     curves = None
     if (exp / "train_log.csv").is_file():
         all_curves = read_scalars_csv(exp / "train_log.csv")

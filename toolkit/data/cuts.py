@@ -13,11 +13,21 @@ Every corpus recipe produces Lhotse ``MonoCut`` manifests with this layout:
   - ``domain``: one of :data:`DOMAINS` (``speech``, ``music``, ``sound``, ``mix``);
   - ``source``: the corpus name (e.g. ``"demo"``);
   - ``orig_id`` (optional): the clip id in the original corpus;
+  - metadata (optional, see :data:`METADATA_KEYS`): ``audio_key`` (a canonical id of the
+    underlying audio shared across corpora, e.g. ``yt:<youtube id>:<start s>``, used to merge
+    duplicates), ``caption_source`` (list parallel to ``caption``: the corpus of each caption
+    after aggregation), ``fold`` (official cross-validation fold), ``split`` (official split);
   - probe labels: every other key is a probe task named ``<domain>_<attribute>`` (e.g.
     ``speech_language``, ``music_tempo``, ``sound_event``) with a plain, human-readable string
-    value usable in a text prompt (``"german"``, ``"fast"``, ``"violin"``, ``"three"``).
+    value usable in a text prompt (``"german"``, ``"fast"``, ``"violin"``, ``"three"``), or a
+    list of such strings for a multi-label task (``music_tags``, ``sound_events``).
 
-Use :func:`make_caption_cut` to build cuts, :func:`reject_empty_captions` before writing a
+A cut may also cover only a segment ``[start, start + duration)`` of a longer recording (long
+tracks cut by the corpus's own segment times): build it with :func:`caption_cut` from a
+``Recording``; the audio file is never loaded at prepare time. Recordings with several channels
+become ``MultiCut``s over all channels (the dataset averages them to mono).
+
+Use :func:`make_caption_cut` (whole file) or :func:`caption_cut` (recording segment) to build cuts, :func:`reject_empty_captions` before writing a
 manifest, :func:`label_tasks` to list the probe tasks present, and :func:`cut_captions` /
 :func:`cut_labels` to read them back.
 """
@@ -30,12 +40,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
+from lhotse import CutSet, MonoCut, MultiCut, Recording, SupervisionSegment
 from lhotse.cut import Cut
 
 logger = logging.getLogger(__name__)
 
 RESERVED_KEYS = {"caption", "caption_style", "domain", "source", "orig_id"}
+METADATA_KEYS = {"audio_key", "caption_source", "fold", "split"}
 CAPTION_STYLES = ("tags", "short", "detailed", "speaking_style")
 DOMAINS = ("speech", "music", "sound", "mix")
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9]*_[a-z0-9_]+$")
@@ -60,18 +71,45 @@ def make_caption_cut(
     styles: Sequence[str],
     domain: str,
     source: str,
-    labels: dict[str, str] | None = None,
+    labels: dict[str, Any] | None = None,
     orig_id: str | None = None,
-) -> MonoCut:
-    """Build a contract-conforming ``MonoCut`` for a whole audio file.
+    metadata: dict[str, Any] | None = None,
+) -> Cut:
+    """Build a contract-conforming cut for a whole audio file (recording id = ``cut_id``).
+
+    Reads only the file header. See :func:`caption_cut` for the arguments and errors.
+    """
+    recording = Recording.from_file(audio_path, recording_id=cut_id)
+    return caption_cut(
+        recording, cut_id, captions, styles, domain, source, labels, orig_id, metadata=metadata
+    )
+
+
+def caption_cut(
+    recording: Recording,
+    cut_id: str,
+    captions: Sequence[str],
+    styles: Sequence[str],
+    domain: str,
+    source: str,
+    labels: dict[str, Any] | None = None,
+    orig_id: str | None = None,
+    start: float = 0.0,
+    duration: float | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Cut:
+    """Build a contract-conforming cut over ``[start, start + duration)`` s of ``recording``.
 
     Captions are cleaned pairwise with their styles (a caption that is empty after cleaning is
-    dropped together with its style). A cut may end up with no caption at all; such cuts are
-    removed later by :func:`reject_empty_captions`.
+    dropped together with its style). A cut may end up with no caption at all (evaluation
+    corpora with labels only); caption corpora remove such cuts with :func:`reject_empty_captions`.
+    ``labels`` values are strings or lists of strings (multi-label tasks). ``duration=None``
+    runs to the end of the recording. A multi-channel recording gives a ``MultiCut``.
 
     Raises:
-        ValueError: on mismatched caption/style lengths, unknown style or domain, or a label key
-            that is reserved or not of the form ``<domain>_<attribute>``.
+        ValueError: on mismatched caption/style lengths, unknown style or domain, a label key
+            that is reserved or not of the form ``<domain>_<attribute>``, an unknown metadata
+            key, or a segment outside the recording.
     """
     if len(captions) != len(styles):
         raise ValueError(f"{cut_id}: {len(captions)} captions but {len(styles)} styles")
@@ -90,28 +128,62 @@ def make_caption_cut(
     }
     if orig_id is not None:
         custom["orig_id"] = str(orig_id)
+    for key, value in sorted((metadata or {}).items()):
+        if key not in METADATA_KEYS:
+            raise ValueError(
+                f"{cut_id}: unknown metadata key {key!r} (known: {sorted(METADATA_KEYS)})"
+            )
+        if value is not None:
+            custom[key] = value
     for key, value in sorted((labels or {}).items()):
-        if key in RESERVED_KEYS or not _LABEL_KEY.match(key):
+        if not is_label_key(key):
             raise ValueError(f"{cut_id}: invalid label key {key!r}")
-        custom[key] = str(value)
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            custom[key] = [str(v) for v in value]
+        else:
+            custom[key] = str(value)
 
-    recording = Recording.from_file(audio_path, recording_id=cut_id)
+    if duration is None:
+        duration = recording.duration - start
+    eps = 1e-3
+    if start < 0 or duration <= 0 or start + duration > recording.duration + eps:
+        raise ValueError(
+            f"{cut_id}: segment [{start:.3f}, {start + duration:.3f}] s is outside recording "
+            f"{recording.id} of {recording.duration:.3f} s"
+        )
+    duration = min(duration, recording.duration - start)
+    channel: int | list[int] = 0
+    if recording.num_channels > 1:
+        channel = list(recording.channel_ids)
     supervision = SupervisionSegment(
         id=cut_id,
-        recording_id=cut_id,
+        recording_id=recording.id,
         start=0.0,
-        duration=recording.duration,
-        channel=0,
+        duration=duration,
+        channel=channel,
         text=custom["caption"][0] if custom["caption"] else "",
         custom=custom,
     )
-    return MonoCut(
+    cls = MultiCut if isinstance(channel, list) else MonoCut
+    return cls(
         id=cut_id,
-        start=0.0,
-        duration=recording.duration,
-        channel=0,
+        start=start,
+        duration=duration,
+        channel=channel,
         supervisions=[supervision],
         recording=recording,
+    )
+
+
+def is_label_key(key: str) -> bool:
+    """True for a probe-task key ``<domain>_<attribute>`` (not reserved, not metadata)."""
+    return (
+        key not in RESERVED_KEYS
+        and key not in METADATA_KEYS
+        and bool(_LABEL_KEY.match(key))
+        and key.split("_", 1)[0] in DOMAINS
     )
 
 
@@ -140,7 +212,7 @@ def cut_labels(cut: Cut) -> dict[str, str | list[str]]:
     return {
         k: [str(x) for x in v] if isinstance(v, (list, tuple)) else str(v)
         for k, v in cut_custom(cut).items()
-        if k not in RESERVED_KEYS
+        if is_label_key(k)
     }
 
 
@@ -148,7 +220,7 @@ def label_tasks(cuts: Iterable[Cut]) -> list[str]:
     """Sorted names of the probe tasks (non-reserved custom keys) present in ``cuts``."""
     tasks: set[str] = set()
     for cut in cuts:
-        tasks.update(k for k in cut_custom(cut) if k not in RESERVED_KEYS)
+        tasks.update(k for k in cut_custom(cut) if is_label_key(k))
     return sorted(tasks)
 
 

@@ -71,6 +71,8 @@ class CaptionDataset(torch.utils.data.Dataset):
         caption_choice: ``"random"`` picks one caption per clip per epoch (deterministic from
             seed/epoch/cut id, so resume is exact); ``"first"`` always the first.
         seed: seed of those choices; :meth:`set_epoch` changes them every epoch.
+        require_caption: skip (and count) clips without a caption; False keeps them with an
+            empty caption ``""`` (evaluation corpora that carry labels only).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class CaptionDataset(torch.utils.data.Dataset):
         caption_choice: str = "random",
         seed: int = 0,
         train: bool = True,
+        require_caption: bool = True,
     ) -> None:
         self.tokenizer = tokenizer
         self.sampling_rate = sampling_rate
@@ -88,6 +91,7 @@ class CaptionDataset(torch.utils.data.Dataset):
         self.caption_choice = caption_choice
         self.seed = seed
         self.train = train
+        self.require_caption = require_caption
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -112,11 +116,13 @@ class CaptionDataset(torch.utils.data.Dataset):
                 skipped.append(cut.id)
                 continue
             caps = cut_captions(cut)
-            if not caps:
+            if not caps and self.require_caption:
                 log.warning("skipping cut %s: no caption", cut.id)
                 skipped.append(cut.id)
                 continue
-            if self.caption_choice == "random":
+            if not caps:
+                cap = ""
+            elif self.caption_choice == "random":
                 cap = stable_rng(self.seed, self.epoch, cut.id, "caption").choice(caps)
             else:
                 cap = caps[0]

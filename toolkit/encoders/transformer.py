@@ -79,12 +79,20 @@ class TransformerEncoder(nn.Module):
 
     def forward(self, features: Tensor, feature_lens: Tensor) -> tuple[Tensor, Tensor]:
         """features ``(B, T, F)``, feature_lens ``(B,)`` → hidden ``(B, T', D)``, lens ``(B,)``."""
+        layers, lens = self.forward_layers(features, feature_lens)
+        return layers[-1], lens
+
+    def forward_layers(self, features: Tensor, feature_lens: Tensor) -> tuple[list[Tensor], Tensor]:
+        """Every layer's output for layer-wise probing: ``num_layers + 1`` tensors ``(B, T', D)``
+        (the block outputs, then the final normalised output = :meth:`forward`), padding zeroed."""
         x, lens = self.subsampling(features, feature_lens)
         x = self.dropout(x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype))
         mask = lengths_to_mask(lens, x.shape[1])
         attn_mask = mask.clone()
         attn_mask[:, 0] |= lens == 0  # an empty clip attends to one frame instead of giving NaN
+        outs = []
         for layer in self.layers:
             x = layer(x, attn_mask)
-        x = self.norm(x)
-        return x.masked_fill(~mask[..., None], 0.0), lens
+            outs.append(x.masked_fill(~mask[..., None], 0.0))
+        outs.append(self.norm(x).masked_fill(~mask[..., None], 0.0))
+        return outs, lens

@@ -19,7 +19,7 @@ from lhotse import CutSet
 from torch import Tensor
 from tqdm import tqdm
 
-from toolkit.data.cuts import cut_captions
+from toolkit.data.cuts import cut_captions, cut_custom
 from toolkit.data.dataset import CaptionDataset
 from toolkit.data.sampling import make_loader, make_sampler
 
@@ -41,7 +41,8 @@ class EmbeddingSet:
     captions: list[list[str]]
     num_skipped: int = 0
     # optional per-clip outputs, rows following ``cut_ids``: "frames" (list of (T_i, D) tensors,
-    # valid frames only, ``frames_dtype``), "generated" (list of str: the model's own captions)
+    # valid frames only, ``frames_dtype``), "generated" (list of str: the model's own captions),
+    # "caption_styles" (list of the clip's caption styles, parallel to ``captions``)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,7 +66,9 @@ def extract(
     """
     sampler = make_sampler(cuts, batch_duration, shuffle=False, bucketing=False)
     sampler.set_epoch(0)
-    ds = CaptionDataset(None, sampling_rate, max_clip_duration, "first", train=False)
+    ds = CaptionDataset(
+        None, sampling_rate, max_clip_duration, "first", train=False, require_caption=False
+    )
     by_id = {c.id: c for c in cuts}
     ids, pooled, joint, skipped = [], [], [], 0
     frames: list[Tensor] = []
@@ -102,7 +105,12 @@ def extract(
         raise RuntimeError(f"{desc}: no clip could be loaded")
     if overflow:
         log.warning("%s: %d clips have non-finite frames in %s", desc, overflow, frames_dtype)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {
+        # caption style of each caption (parallel to ``captions``; QA "describe" items use it)
+        "caption_styles": [
+            [str(x) for x in (cut_custom(by_id[i]).get("caption_style") or [])] for i in ids
+        ]
+    }
     if frames:
         extra["frames"] = frames
     if generated:

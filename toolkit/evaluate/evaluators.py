@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-import torch
 from torch import Tensor
 
+from toolkit.config import ConfigError
 from toolkit.evaluate.embeddings import EmbeddingSet
 from toolkit.evaluate.linear_probe import linear_probe
-from toolkit.evaluate.retrieval import retrieval_metrics
+from toolkit.evaluate.retrieval import caption_queries, retrieval_metrics, retrieval_rows
 from toolkit.evaluate.zero_shot import (
+    CLASSES_SUFFIX,
     DEFAULT_TEMPLATES,
-    average_class_embeddings,
-    build_prompts,
+    PROMPTS_SUFFIX,
+    class_embeddings,
+    load_class_names,
+    load_prompt_file,
+    task_prompts,
     zero_shot_accuracy,
+    zero_shot_map,
 )
 from toolkit.registry import EVALUATORS
 
@@ -70,7 +77,9 @@ class LinearProbe:
 
 @EVALUATORS.register("retrieval")
 class Retrieval:
-    """Audio↔text retrieval on the test split: R@1/5/10 and mAP@10 both ways, every caption."""
+    """Audio↔text retrieval with the model's own joint space on the ``split`` clips, every
+    caption a query (AudioCaps/Clotho protocol): R@1/5/10 and mAP@10 (percent) plus ``medR`` /
+    ``meanR`` (ranks, lower is better) both ways. Clips without captions are left out."""
 
     def __init__(self, split: str = "test") -> None:
         self.split = split
@@ -79,60 +88,117 @@ class Retrieval:
         es = splits[self.split]
         if text_fn is None or es.audio_emb is None:
             return []
-        caps, owner = [], []
-        for i, cs in enumerate(es.captions):
-            caps.extend(cs)
-            owner.extend([i] * len(cs))
-        res = retrieval_metrics(es.audio_emb, text_fn(caps), torch.tensor(owner))
-        rows = []
-        for direction, name in (("a2t", "audio→text"), ("t2a", "text→audio")):
-            for metric in ("R@1", "R@5", "R@10", "mAP@10"):
-                chance = res.get(f"{direction}_R@1_chance") if metric == "R@1" else None
-                rows.append(
-                    {
-                        "model": model,
-                        "group": "retrieval",
-                        "task": name,
-                        "metric": metric,
-                        "value": res[f"{direction}_{metric}"],
-                        "chance": chance,
-                    }
-                )
-        return rows
+        keep, caps, owner = caption_queries(es.captions)
+        if not keep:
+            log.warning("retrieval: no %s clip has a caption; skipped", self.split)
+            return []
+        res = retrieval_metrics(es.audio_emb[keep], text_fn(caps), owner)
+        return retrieval_rows(model, "retrieval", res)
+
+
+def _is_multi_label(values: Sequence[Any]) -> bool:
+    return any(isinstance(v, (list, tuple)) for v in values if v is not None)
+
+
+def _label_list(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
+def _check_prompt_files(prompts_dir: str) -> None:
+    """Parse every prompt / class-name file of ``prompts_dir`` now, so that a bad file stops
+    stage 5 before any extraction."""
+    folder = Path(prompts_dir)
+    if not folder.is_dir():
+        raise ConfigError(f"zero_shot.prompts_dir: {prompts_dir} is not a folder")
+    try:
+        for path in sorted(folder.glob(f"*{PROMPTS_SUFFIX}")):
+            load_prompt_file(path)
+        for path in sorted(folder.glob(f"*{CLASSES_SUFFIX}")):
+            load_class_names(path)
+    except ValueError as e:
+        raise ConfigError(f"zero_shot.prompts_dir: {e}") from e
 
 
 @EVALUATORS.register("zero_shot")
 class ZeroShot:
-    """Zero-shot classification of every label task: class prompts → text embeddings → argmax."""
+    """Zero-shot classification of every label task (or of ``tasks``): class prompts → text
+    embeddings (averaged over templates) → similarity with the audio embedding. Single-label
+    tasks: argmax accuracy; multi-label tasks (list labels): per-class scores → macro mAP.
 
-    def __init__(self, templates: Sequence[str] | None = None, split: str = "test") -> None:
+    Templates and class names come from ``prompts_dir`` (``<task>.prompts.txt`` else
+    ``default.prompts.txt``, optional ``<task>.classes.tsv``; see
+    :func:`~toolkit.evaluate.zero_shot.task_prompts`), falling back to ``templates`` (default
+    :data:`~toolkit.evaluate.zero_shot.DEFAULT_TEMPLATES`) and to the raw label."""
+
+    def __init__(
+        self,
+        templates: Sequence[str] | None = None,
+        split: str = "test",
+        prompts_dir: str | None = None,
+        tasks: Sequence[str] | None = None,
+    ) -> None:
         self.templates = list(templates or DEFAULT_TEMPLATES)
+        bad = [t for t in self.templates if "{label}" not in t]
+        if bad:
+            raise ConfigError(f"zero_shot.templates: every template needs {{label}}, got {bad}")
+        if prompts_dir is not None:
+            _check_prompt_files(prompts_dir)
         self.split = split
+        self.prompts_dir = prompts_dir
+        self.tasks = list(tasks) if tasks is not None else None
+        self._logged: set[str] = set()
 
     def __call__(self, model: str, splits: Splits, text_fn: TextFn | None) -> list[dict]:
         es = splits[self.split]
         if text_fn is None or es.audio_emb is None:
             return []
         rows = []
-        for task in sorted(splits["train"].labels):
+        tasks = self.tasks if self.tasks is not None else sorted(splits["train"].labels)
+        for task in tasks:
+            train_vals = splits["train"].labels.get(task, [])
             vals = es.labels.get(task, [])
             idx = [i for i, v in enumerate(vals) if v is not None]
-            classes = sorted({str(v) for v in splits["train"].labels[task] if v is not None})
+            multi = _is_multi_label(train_vals) or _is_multi_label(vals)
+            classes = sorted({lab for v in train_vals if v is not None for lab in _label_list(v)})
             if len(classes) < 2 or not idx:
+                log.info(
+                    "zero_shot: task %s has < 2 train classes or no %s labels; skipped",
+                    task,
+                    self.split,
+                )
                 continue
-            prompts = [p for c in classes for p in build_prompts(task, c, self.templates)]
-            class_emb = average_class_embeddings(text_fn(prompts), len(self.templates))
-            res = zero_shot_accuracy(
-                es.audio_emb[idx], class_emb, [str(vals[i]) for i in idx], classes
-            )
+            prompts = task_prompts(task, self.prompts_dir, self.templates)
+            if task not in self._logged:
+                self._logged.add(task)
+                log.info(
+                    "zero_shot[%s]: %d templates, %d/%d classes renamed, from %s%s",
+                    task,
+                    len(prompts.templates),
+                    sum(c in prompts.class_names for c in classes),
+                    len(classes),
+                    prompts.source,
+                    f" (sha1 {prompts.digest})" if prompts.digest else "",
+                )
+            class_emb = class_embeddings(text_fn, task, classes, prompts)
+            audio = es.audio_emb[idx]
+            if multi:
+                targets = [_label_list(vals[i]) for i in idx]
+                if not any(lab in classes for t in targets for lab in t):
+                    log.info("zero_shot: task %s has no known %s label; skipped", task, self.split)
+                    continue
+                res = zero_shot_map(audio, class_emb, targets, classes)
+                metric, value, chance = "mAP", res["mAP"], res["chance_map"]
+            else:
+                res = zero_shot_accuracy(audio, class_emb, [str(vals[i]) for i in idx], classes)
+                metric, value, chance = "acc", res["acc"], res["chance_acc"]
             rows.append(
                 {
                     "model": model,
                     "group": "zero-shot",
                     "task": task,
-                    "metric": "acc",
-                    "value": res["acc"],
-                    "chance": res["chance_acc"],
+                    "metric": metric,
+                    "value": value,
+                    "chance": chance,
                 }
             )
         return rows

@@ -1,8 +1,9 @@
 """Results report: long-format CSV, markdown pivot + per-domain summary, and plots.
 
 A result row is ``{"model", "group", "task", "metric", "value", "chance"}`` (chance may be
-None; value is None for a metric that could not be computed, shown as "-"). All metrics are
-"higher is better" percentages (captioning scores ×100).
+None; value is None for a metric that could not be computed, shown as "-"). Metrics are "higher is
+better" percentages (captioning scores ×100) except the retrieval ranks ``medR``/``meanR``
+(lower is better; left out of the bar plot).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ CAPTIONING_NOTE = (
     "Captioning scores are ×100 (CIDEr-D up to 1000); `most_frequent_caption` gives every clip "
     "the most frequent training caption; '-': metric unavailable (see evaluate.log)."
 )
-ACCURACY_METRICS = ("acc", "test_acc", "accuracy")
+LOWER_IS_BETTER_METRICS = frozenset({"medR", "meanR"})  # retrieval ranks (see retrieval.py)
+ACCURACY_METRICS = ("acc", "test_acc", "accuracy", "mAP")  # averaged in the per-domain summary
 
 
 def _unique(items: Iterable) -> list:
@@ -42,7 +44,9 @@ def _cell(text: str) -> str:
 
 
 def _is_linear_probe(group: str) -> bool:
-    return str(group).lower().startswith(LINEAR_PROBE_PREFIX)
+    """Linear-probe-style groups: the L-BFGS ``linear probe (...)`` and the trained ``probe (...)``
+    heads (mean / attention pooling)."""
+    return str(group).lower().startswith((LINEAR_PROBE_PREFIX, "probe ("))
 
 
 def domain_of(task: str) -> str:
@@ -74,11 +78,15 @@ def _table(header: list[str], lines: list[list[str]]) -> list[str]:
     return out
 
 
-def _model_cells(values: dict[str, float | None], models: list[str]) -> list[str]:
-    """Formatted values, the best one(s) (after rounding) in bold."""
+def _model_cells(
+    values: dict[str, float | None], models: list[str], lower_is_better: bool = False
+) -> list[str]:
+    """Formatted values, the best one(s) (after rounding) in bold (the smallest for rank
+    metrics such as ``medR``)."""
     shown = {m: _fmt(values[m]) for m in models if m in values}
     finite = [float(s) for s in shown.values() if s != "-"]
-    best = _fmt(max(finite)) if finite else None
+    pick = min if lower_is_better else max
+    best = _fmt(pick(finite)) if finite else None
     bold = len(shown) > 1 and best is not None
     return [
         ("**" + shown[m] + "**" if bold and shown[m] == best else shown[m]) if m in shown else "-"
@@ -111,7 +119,7 @@ def render_markdown(rows: Sequence[dict], title: str = "Results") -> str:
     header = ["group", "task", "metric"] + [_cell(m) for m in models] + ["chance"]
     lines = [
         [_cell(g), _cell(t), _cell(me)]
-        + _model_cells(values[(g, t, me)], models)
+        + _model_cells(values[(g, t, me)], models, me in LOWER_IS_BETTER_METRICS)
         + [_fmt(chance[(g, t, me)])]
         for g, t, me in keys
     ]
@@ -148,7 +156,9 @@ def _save(fig: Figure, path: Path) -> None:
 def plot_metrics(rows: Sequence[dict], path: Path, title: str = "") -> None:
     """Horizontal grouped bar chart: one group of bars per (group, task, metric), one bar per
     model, chance level as a black tick."""
-    models, keys, values, chance = _pivot(rows)
+    models, keys, values, chance = _pivot(
+        [r for r in rows if r["metric"] not in LOWER_IS_BETTER_METRICS]  # ranks: not a % scale
+    )
     n_keys, n_models = len(keys), max(1, len(models))
     fig = Figure(figsize=(10, max(3.0, 0.25 * n_keys * (n_models + 1) + 1.5)))
     ax = fig.add_subplot()
@@ -187,12 +197,22 @@ def plot_loss(loss_curves: dict[str, list[tuple[int, float]]], path: Path, title
     _save(fig, path)
 
 
+def _csv_value(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
 def write_results_csv(rows: Sequence[dict], path: Path) -> None:
-    """Long-format CSV with columns model,group,task,metric,value,chance (empty value or chance =
-    None)."""
+    """Long-format CSV: columns model,group,task,metric,value,chance, then every extra key of the
+    rows (e.g. ``std`` over seeds, provenance ``checkpoint``/``config_hash``/``seed``, run tags
+    ``tag_<name>``) in first-appearance order; None is written as an empty cell."""
+    extra = _unique(k for r in rows for k in r if k not in COLUMNS)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(COLUMNS)
+        writer.writerow([*COLUMNS, *extra])
         for r in rows:
             ch = r.get("chance")
             writer.writerow(
@@ -203,21 +223,30 @@ def write_results_csv(rows: Sequence[dict], path: Path) -> None:
                     r["metric"],
                     "" if r["value"] is None else repr(float(r["value"])),
                     "" if ch is None else repr(float(ch)),
+                    *(_csv_value(r.get(k)) for k in extra),
                 ]
             )
 
 
+NUMERIC_EXTRA = ("std",)
+
+
 def read_results_csv(path: str | Path) -> list[dict]:
-    """Inverse of :func:`write_results_csv`."""
+    """Inverse of :func:`write_results_csv` (extra columns come back as strings, ``std`` as a
+    float; empty cells as None)."""
+    out = []
     with open(path, newline="", encoding="utf-8") as f:
-        return [
-            {
+        for r in csv.DictReader(f):
+            row = {
                 **{c: r[c] for c in COLUMNS[:4]},
                 "value": float(r["value"]) if r["value"] else None,
                 "chance": float(r["chance"]) if r["chance"] else None,
             }
-            for r in csv.DictReader(f)
-        ]
+            for k, v in r.items():
+                if k not in COLUMNS:
+                    row[k] = (float(v) if k in NUMERIC_EXTRA else v) if v else None
+            out.append(row)
+    return out
 
 
 def read_scalars_csv(path: str | Path) -> dict[str, list[tuple[int, float]]]:

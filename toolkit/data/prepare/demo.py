@@ -27,6 +27,7 @@ from lhotse import CutSet, MonoCut
 
 from toolkit.data.cuts import make_caption_cut, reject_empty_captions
 from toolkit.data.prepare import demo_music, demo_sound, demo_speech
+from toolkit.data.prepare.common import register_corpus
 from toolkit.data.prepare.demo_captions import (
     music_captions,
     select_captions,
@@ -174,6 +175,7 @@ def _zero_gzip_mtime(path: Path) -> None:
             f.write(b"\x00\x00\x00\x00")
 
 
+@register_corpus("demo")
 def prepare_demo(
     corpus_dir: Path | str,
     output_dir: Path | str,

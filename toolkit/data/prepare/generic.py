@@ -1,0 +1,355 @@
+"""Generic prepare recipes for any new corpus: a labelled folder tree, or a listing file.
+
+``folder``: ``corpus_dir/<label>/**/<audio>`` (the first sub-folder under the split names the
+label), optionally under split folders ``corpus_dir/{train,dev,test}/<label>/...``. Without split
+folders the files of each label are split deterministically (hash of the relative path) into
+train/dev/test by ``dev_fraction``/``test_fraction``, stratified by label (see
+:func:`stratified_split`).
+
+``listing``: a CSV, TSV or JSONL file with one row per clip or segment. Columns (all optional but
+``path``): ``id``, ``path`` (relative to ``corpus_dir`` or absolute), ``caption`` (several
+captions separated by ``caption_separator``; or a JSON list in JSONL), ``caption_1`` ...
+``caption_N``, ``style``, ``domain``, ``start``/``end`` (seconds), ``split``, ``label`` (→ task
+``<domain>_label``) and any ``<domain>_<attribute>`` label column (``;`` separates the labels of a
+multi-label task).
+
+Both accept audio of any format Lhotse reads, any sample rate and channel count (resampled and
+downmixed when loaded). Files shorter than ``min_duration`` are skipped and counted; files longer
+than ``max_duration`` are cut into ``segment_duration`` windows. Captions: rows without one get
+captions made from the label(s) (``the sound of <label>`` style, from ``caption_template``) when
+``label_captions`` is true, so a labelled folder can also be used for pretraining.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lhotse import CutSet
+from lhotse.cut import Cut
+
+from toolkit.data.cuts import DOMAINS, caption_cut, is_label_key
+from toolkit.data.prepare.common import (
+    AUDIO_EXTENSIONS,
+    SkipItem,
+    lazy_manifests,
+    manifest_path,
+    prepare_in_parts,
+    read_recording,
+    register_corpus,
+    segment_times,
+)
+
+SPLITS = ("train", "dev", "test")
+_SPLIT_ALIASES = {"train": "train", "dev": "dev", "valid": "dev", "val": "dev",
+                  "validation": "dev", "test": "test", "eval": "test"}  # fmt: skip
+_ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _safe_id(text: str) -> str:
+    return _ID_SAFE.sub("_", text).strip("_") or "clip"
+
+
+def _hash01(text: str) -> float:
+    return int(hashlib.sha1(text.encode()).hexdigest()[:12], 16) / float(16**12)
+
+
+def _readable(label: str) -> str:
+    return re.sub(r"[_\-]+", " ", label).strip()
+
+
+def label_captions_for(labels: dict[str, Any], template: str) -> tuple[list[str], list[str]]:
+    """Captions from labels: a tag list (style ``tags``) and the template sentence (``short``)."""
+    values: list[str] = []
+    for v in labels.values():
+        values.extend(v if isinstance(v, list) else [v])
+    values = [_readable(v) for v in values if v]
+    if not values:
+        return [], []
+    return [", ".join(values), template.format(label=" and ".join(values))], ["tags", "short"]
+
+
+def _item_cuts(item: dict[str, Any], min_duration: float, max_duration: float,
+               segment_duration: float) -> list[Cut]:  # fmt: skip
+    """Cuts of one listed file (or one listed segment), segmenting long files."""
+    rec = read_recording(item["path"], item["id"])
+    start = float(item.get("start") or 0.0)
+    end = item.get("end")
+    end = rec.duration if end in (None, "") else min(float(end), rec.duration)
+    if end - start <= 0:
+        raise SkipItem("bad_metadata", f"segment [{start}, {end}] of {item['path']}")
+    if end - start < min_duration:
+        raise SkipItem("too_short", f"{end - start:.3f} s: {item['path']}")
+    windows = [(start, end - start)]
+    if max_duration and end - start > max_duration:
+        windows = [(start + s, d) for s, d in segment_times(end - start, segment_duration,
+                                                             min_duration=min_duration)]  # fmt: skip
+    cuts = []
+    for k, (s, d) in enumerate(windows):
+        cid = item["id"] if len(windows) == 1 else f"{item['id']}_seg{k:04d}"
+        cuts.append(
+            caption_cut(
+                rec,
+                cid,
+                item["captions"],
+                item["styles"],
+                item["domain"],
+                item["source"],
+                item["labels"],
+                orig_id=item.get("orig_id"),
+                start=s,
+                duration=d,
+                metadata={"split": item["split"]},
+            )  # fmt: skip
+        )
+    return cuts
+
+
+def _write_splits(
+    items_by_split: dict[str, Iterator[dict[str, Any]]] | dict[str, list[dict[str, Any]]],
+    name: str,
+    output_dir: Path | str,
+    num_jobs: int,
+    min_duration: float,
+    max_duration: float,
+    segment_duration: float,
+    force: bool,
+) -> dict[str, CutSet]:
+    fn = functools.partial(
+        _item_cuts,
+        min_duration=min_duration,
+        max_duration=max_duration,
+        segment_duration=segment_duration,
+    )
+    summaries = {
+        split: prepare_in_parts(
+            items,
+            fn,
+            manifest_path(output_dir, name, split),
+            item_id=lambda x: str(x["path"]),
+            num_jobs=num_jobs,
+            min_duration=min_duration,
+            force=force,
+        )  # fmt: skip
+        for split, items in items_by_split.items()
+    }
+    return lazy_manifests(summaries)
+
+
+def stratified_split(
+    keyed: list[tuple[str, str]], dev_fraction: float, test_fraction: float
+) -> dict[str, str]:
+    """``{key: split}`` for ``(label, key)`` pairs: within each label, keys ordered by a hash of
+    the key go to test, dev, then train by the fractions (rounded; at least one each when the
+    label has >= 3 files and the fraction is > 0). Deterministic, independent of file order."""
+    by_label: dict[str, list[str]] = {}
+    for label, key in keyed:
+        by_label.setdefault(label, []).append(key)
+    out: dict[str, str] = {}
+    for keys in by_label.values():
+        keys = sorted(keys, key=_hash01)
+        n = len(keys)
+        n_test = round(n * test_fraction)
+        n_dev = round(n * dev_fraction)
+        if n >= 3:
+            n_test = max(n_test, 1 if test_fraction > 0 else 0)
+            n_dev = max(n_dev, 1 if dev_fraction > 0 else 0)
+        n_test = min(n_test, max(n - 1, 0))
+        n_dev = min(n_dev, max(n - 1 - n_test, 0))
+        for i, key in enumerate(keys):
+            out[key] = "test" if i < n_test else "dev" if i < n_test + n_dev else "train"
+    return out
+
+
+def _assign_split(key: str, dev_fraction: float, test_fraction: float) -> str:
+    u = _hash01(key)
+    return "test" if u < test_fraction else "dev" if u < test_fraction + dev_fraction else "train"
+
+
+@register_corpus("folder")
+def prepare_folder(
+    corpus_dir: Path | str,
+    output_dir: Path | str,
+    name: str = "folder",
+    domain: str = "sound",
+    task: str | None = None,
+    dev_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    label_captions: bool = True,
+    caption_template: str = "the sound of {label}",
+    min_duration: float = 0.1,
+    max_duration: float = 30.0,
+    segment_duration: float = 10.0,
+    num_jobs: int = 1,
+    force: bool = False,
+) -> dict[str, CutSet]:
+    """Labelled folder tree (``<label>/**/<audio>``) → ``<name>_cuts_{train,dev,test}``.
+
+    Args:
+        name: corpus name (manifest prefix and ``source``).
+        domain: ``speech``, ``music``, ``sound`` or ``mix``.
+        task: label task key (default ``<domain>_class``).
+        dev_fraction, test_fraction: shares of each label's files when there are no split
+            folders (deterministic from the relative path).
+        label_captions: give each clip captions made from its label.
+        caption_template: the sentence caption, ``{label}`` replaced by the readable label.
+    """
+    root = Path(corpus_dir)
+    if domain not in DOMAINS:
+        raise ValueError(f"domain {domain!r} is not one of {DOMAINS}")
+    task = task or f"{domain}_class"
+    if not is_label_key(task):
+        raise ValueError(f"task {task!r} is not a label key <domain>_<attribute>")
+    files = sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    )
+    if not files:
+        raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {root}")
+    rows = []  # (split or None, label, rel, path)
+    for path in files:
+        rel = path.relative_to(root)
+        parts = rel.parts
+        split = _SPLIT_ALIASES.get(parts[0].lower()) if len(parts) > 2 else None
+        if split is not None:
+            parts = parts[1:]
+        if len(parts) < 2:
+            continue  # a file directly under the root (or split folder) has no label folder
+        rows.append((split, parts[0], rel, path))
+    if not rows:
+        raise FileNotFoundError(f"no audio files in label sub-folders (<label>/<file>) of {root}")
+    if all(r[0] is None for r in rows):
+        split_of = stratified_split(
+            [(r[1], r[2].as_posix()) for r in rows], dev_fraction, test_fraction
+        )
+        rows = [(split_of[r[2].as_posix()], *r[1:]) for r in rows]
+    else:
+        rows = [(r[0] or "train", *r[1:]) for r in rows]
+    by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    for split, label, rel, path in rows:
+        labels = {task: label}
+        caps, styles = label_captions_for(labels, caption_template) if label_captions else ([], [])
+        by_split[split].append(
+            {
+                "id": f"{name}_{_safe_id(rel.with_suffix('').as_posix())}",
+                "path": str(path),
+                "captions": caps,
+                "styles": styles,
+                "domain": domain,
+                "source": name,
+                "labels": labels,
+                "orig_id": rel.as_posix(),
+                "split": split,
+            }
+        )
+    return _write_splits(
+        {s: v for s, v in by_split.items() if v}, name, output_dir, num_jobs, min_duration,
+        max_duration, segment_duration, force,
+    )  # fmt: skip
+
+
+def read_listing(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a CSV (``,``), TSV (``\\t``) or JSONL listing as dicts, streamed."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise ValueError(f"{path}:{n}: invalid JSON: {e}") from None
+        return
+    delimiter = "\t" if suffix in (".tsv", ".tab") else ","
+    with open(path, encoding="utf-8", newline="") as f:
+        yield from csv.DictReader(f, delimiter=delimiter)
+
+
+@register_corpus("listing")
+def prepare_listing(
+    corpus_dir: Path | str,
+    output_dir: Path | str,
+    listing: Path | str = "listing.csv",
+    name: str = "listing",
+    domain: str = "sound",
+    caption_separator: str = "|",
+    style: str = "short",
+    dev_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    label_captions: bool = False,
+    caption_template: str = "the sound of {label}",
+    min_duration: float = 0.1,
+    max_duration: float = 30.0,
+    segment_duration: float = 10.0,
+    num_jobs: int = 1,
+    force: bool = False,
+) -> dict[str, CutSet]:
+    """CSV/TSV/JSONL listing (``path, caption(s), label(s), start, end, split``) → manifests.
+
+    Args:
+        listing: the listing file (relative to ``corpus_dir`` unless absolute).
+        domain: default domain of rows without a ``domain`` column.
+        caption_separator: separates several captions in one ``caption`` cell.
+        style: caption style of rows without a ``style`` column.
+        label_captions: rows without any caption get captions made from their labels.
+    """
+    root = Path(corpus_dir)
+    listing = Path(listing)
+    listing = listing if listing.is_absolute() else root / listing
+    if not listing.is_file():
+        raise FileNotFoundError(f"listing file {listing} not found")
+    by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    for n, row in enumerate(read_listing(listing), 1):
+        if not row.get("path"):
+            raise ValueError(f"{listing}: row {n} has no 'path'")
+        path = Path(str(row["path"]))
+        path = path if path.is_absolute() else root / path
+        dom = str(row.get("domain") or domain)
+        caps = row.get("caption") or []
+        if isinstance(caps, str):
+            caps = [c for c in caps.split(caption_separator)] if caption_separator else [caps]
+        caps = list(caps) + [row[k] for k in sorted(row) if k.startswith("caption_") and row[k]]
+        labels: dict[str, Any] = {}
+        for key, value in row.items():
+            if value in (None, ""):
+                continue
+            if key == "label":
+                key = f"{dom}_label"
+            if not is_label_key(key):
+                continue
+            if isinstance(value, str) and ";" in value:
+                value = [v.strip() for v in value.split(";") if v.strip()]
+            labels[key] = value
+        styles = [str(row.get("style") or style)] * len(caps)
+        if not [c for c in caps if str(c).strip()] and label_captions:
+            caps, styles = label_captions_for(labels, caption_template)
+        start, end = row.get("start"), row.get("end")
+        base = str(row.get("id") or path.with_suffix("").name)
+        if start not in (None, "") and not row.get("id"):
+            base = f"{base}_{float(start):.2f}"
+        split = _SPLIT_ALIASES.get(str(row.get("split") or "").lower())
+        split = split or _assign_split(base, dev_fraction, test_fraction)
+        by_split[split].append(
+            {
+                "id": f"{name}_{_safe_id(base)}",
+                "path": str(path),
+                "captions": [str(c) for c in caps],
+                "styles": styles,
+                "domain": dom,
+                "source": name,
+                "labels": labels,
+                "orig_id": str(row.get("id") or path.name),
+                "split": split,
+                "start": start,
+                "end": end,
+            }
+        )
+    return _write_splits(
+        {s: v for s, v in by_split.items() if v}, name, output_dir, num_jobs, min_duration,
+        max_duration, segment_duration, force,
+    )  # fmt: skip

@@ -1,0 +1,186 @@
+"""VGGSound (10 s YouTube clips, 309 sound classes) → cut manifests (label-only evaluation).
+
+Reads the official ``vggsound.csv`` (no header; rows ``ytid,start_seconds,label,split`` with
+``split`` in ``train``/``test``; labels may contain commas and are quoted). VGGSound ships no
+audio: each user downloads the clips, so the local file naming varies. The 10 s clip of row
+``(ytid, start)`` is looked up under ``audio_dir`` (and under ``audio_dir/<train|test>``) with
+these stems, in this order, and any extension :func:`find_audio` knows (``.flac``, ``.wav``,
+``.mp3``, ``.ogg``, ``.m4a`` ...):
+
+1. ``<ytid>_<start:06d>`` (``BT7h7bpL0wE_000030``: the official download scripts and most
+   redistributions);
+2. ``<ytid>_<start>`` (``BT7h7bpL0wE_30``);
+3. ``<ytid>_<start ms>_<end ms>`` (``BT7h7bpL0wE_30000_40000``: AudioSet-style downloaders);
+4. ``<ytid>`` (one file per video).
+
+The file must be the 10 s clip itself (the whole file becomes the cut). Splits: ``test`` is the
+official test split; ``dev`` is carved from the official train split, a ``dev_fraction`` share of
+its YouTube videos chosen by a hash of the YouTube id (deterministic, independent of the csv
+order); the rest is ``train``. Cut id ``vggsound_<ytid>_<start:06d>``, no caption, label
+``sound_event`` (the class name as written in the csv, e.g. ``bird chirping, tweeting``),
+metadata ``audio_key`` = ``yt:<ytid>:<start>`` and ``split``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lhotse import CutSet
+from lhotse.cut import Cut
+
+from toolkit.data.cuts import caption_cut
+from toolkit.data.prepare.common import (
+    SkipItem,
+    find_audio,
+    lazy_manifests,
+    manifest_path,
+    prepare_in_parts,
+    read_recording,
+    register_corpus,
+)
+
+log = logging.getLogger(__name__)
+
+NAME = "vggsound"
+SPLITS = ("train", "dev", "test")
+CLIP_SECONDS = 10
+
+
+def hash01(text: str) -> float:
+    """A deterministic number in [0, 1) from ``text`` (SHA-1; the same on every machine)."""
+    return int(hashlib.sha1(text.encode()).hexdigest()[:12], 16) / float(16**12)
+
+
+def audio_stems(ytid: str, start: int) -> list[str]:
+    """File stems tried for the clip ``(ytid, start)``, most specific first (see module doc)."""
+    end = start + CLIP_SECONDS
+    return [f"{ytid}_{start:06d}", f"{ytid}_{start}", f"{ytid}_{start * 1000}_{end * 1000}", ytid]
+
+
+def find_clip(dirs: list[str], ytid: str, start: int) -> Path | None:
+    """The first existing audio file of the clip over ``dirs`` × :func:`audio_stems`."""
+    for stem in audio_stems(ytid, start):
+        for d in dirs:
+            path = find_audio(d, stem)
+            if path is not None:
+                return path
+    return None
+
+
+def _clip_cut(item: dict[str, Any]) -> Cut:
+    """One VGGSound row → cut with ``sound_event`` and ``audio_key`` (SkipItem on bad rows)."""
+    ytid, start, label = item["ytid"], item["start"], " ".join(item["label"].split())
+    if len(ytid) != 11 or start is None or start < 0 or not label:
+        raise SkipItem("bad_metadata", f"row {item['row']}: {ytid!r}, {item['raw_start']!r}")
+    orig_id = f"{ytid}_{start:06d}"
+    cut_id = f"{NAME}_{orig_id}"
+    rec = read_recording(find_clip(item["dirs"], ytid, start), cut_id)
+    return caption_cut(
+        rec, cut_id, [], [], "sound", NAME, {"sound_event": label}, orig_id=orig_id,
+        metadata={"audio_key": f"yt:{ytid}:{start}", "split": item["split"]},
+    )  # fmt: skip
+
+
+def _parse_start(text: str) -> int | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if value == int(value) else None
+
+
+def _rows(
+    csv_path: Path, split: str, audio_dir: Path, dev_fraction: float
+) -> Iterator[dict[str, Any]]:
+    """Items of ``split`` (train/dev/test) from ``vggsound.csv``, streamed."""
+    unknown = 0
+    with open(csv_path, encoding="utf-8", newline="") as f:
+        for n, row in enumerate(csv.reader(f), 1):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) < 4:
+                row = row + [""] * (4 - len(row))
+            ytid, raw_start, label, official = (x.strip() for x in row[:4])
+            start = _parse_start(raw_start)
+            if n == 1 and start is None and len(ytid) != 11:
+                continue  # a header line added by some redistributions
+            if official == "train":
+                row_split = "dev" if hash01(ytid) < dev_fraction else "train"
+            elif official == "test":
+                row_split = "test"
+            else:
+                unknown += 1
+                continue
+            if row_split == split:
+                yield {
+                    "ytid": ytid, "start": start, "raw_start": raw_start, "label": label,
+                    "split": split, "row": n, "dirs": [str(audio_dir), str(audio_dir / official)],
+                }  # fmt: skip
+    if unknown and split == "train":
+        log.warning("%s: %d row(s) with a split other than train/test ignored", csv_path, unknown)
+
+
+def _options_changed(output_dir: Path | str, options: dict[str, Any]) -> bool:
+    """True when ``options`` differ from the last finished run's (finished parts are reused by
+    item ids only, so an option that changes the cuts of the same items must force a redo)."""
+    stamp = Path(output_dir) / ".parts" / f"{NAME}.options.json"
+    return stamp.is_file() and stamp.read_text() != json.dumps(options, sort_keys=True)
+
+
+def _stamp_options(output_dir: Path | str, options: dict[str, Any]) -> None:
+    stamp = Path(output_dir) / ".parts" / f"{NAME}.options.json"
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(options, sort_keys=True))
+
+
+@register_corpus(NAME)
+def prepare_vggsound(
+    corpus_dir: Path | str,
+    output_dir: Path | str,
+    csv_file: str = "vggsound.csv",
+    audio_dir: str = "audio",
+    dev_fraction: float = 0.05,
+    min_duration: float = 1.0,
+    num_jobs: int = 1,
+    force: bool = False,
+) -> dict[str, CutSet]:
+    """VGGSound → ``vggsound_cuts_{train,dev,test}`` (label ``sound_event``, ``audio_key``).
+
+    Args:
+        csv_file: the official csv (relative to ``corpus_dir`` unless absolute).
+        audio_dir: folder of the downloaded 10 s clips (relative to ``corpus_dir`` unless
+            absolute); files may also sit in its ``train/`` and ``test/`` sub-folders.
+        dev_fraction: share of the official train videos (by YouTube id hash) held out as dev.
+        min_duration: clips shorter than this (s; failed or partial downloads) are skipped as
+            ``too_short``.
+    """
+    if not 0.0 <= dev_fraction < 1.0:
+        raise ValueError(f"dev_fraction must be in [0, 1), got {dev_fraction}")
+    root = Path(corpus_dir)
+    csv_path = Path(csv_file) if Path(csv_file).is_absolute() else root / csv_file
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"VGGSound csv {csv_path} not found (see docs/corpora/vggsound.md)")
+    audio = Path(audio_dir) if Path(audio_dir).is_absolute() else root / audio_dir
+    options = {"min_duration": min_duration, "audio_dir": str(audio)}
+    force = force or _options_changed(output_dir, options)
+    summaries = {
+        split: prepare_in_parts(
+            _rows(csv_path, split, audio, dev_fraction),
+            _clip_cut,
+            manifest_path(output_dir, NAME, split),
+            item_id=lambda x: f"{x['ytid']}_{x['raw_start']}",
+            num_jobs=num_jobs,
+            min_duration=min_duration,
+            desc=f"{NAME} {split}",
+            force=force,
+        )  # fmt: skip
+        for split in SPLITS
+    }
+    _stamp_options(output_dir, options)
+    return lazy_manifests(summaries)
