@@ -265,7 +265,7 @@ def plot_init_gain(rows: Sequence[dict], path: Path) -> None:
                 bars[(obj, f)] = gains
     if not bars:
         return
-    fig = Figure(figsize=(max(6.0, 1.1 * len(families) * len(bars) ** 0.5 + 3), 4.0))
+    fig = Figure(figsize=(min(16.0, 3.0 + 0.9 * len(families)), 4.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(bars)

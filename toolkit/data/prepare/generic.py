@@ -303,7 +303,32 @@ def prepare_listing(
     listing = listing if listing.is_absolute() else root / listing
     if not listing.is_file():
         raise FileNotFoundError(f"listing file {listing} not found")
-    by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    opts = dict(root=root, listing=listing, name=name, domain=domain,
+                caption_separator=caption_separator, style=style, dev_fraction=dev_fraction,
+                test_fraction=test_fraction, label_captions=label_captions,
+                caption_template=caption_template)  # fmt: skip
+    # one streaming pass per split (memory stays flat with the listing's length)
+    present = {item["split"] for item in _listing_items(**opts)}
+    return _write_splits(
+        {s: _listing_items(**opts, only_split=s) for s in SPLITS if s in present}, name,
+        output_dir, num_jobs, min_duration, max_duration, segment_duration, force,
+    )  # fmt: skip
+
+
+def _listing_items(
+    root: Path,
+    listing: Path,
+    name: str,
+    domain: str,
+    caption_separator: str,
+    style: str,
+    dev_fraction: float,
+    test_fraction: float,
+    label_captions: bool,
+    caption_template: str,
+    only_split: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Items of a listing (all, or those of ``only_split``), streamed row by row."""
     for n, row in enumerate(read_listing(listing), 1):
         if not row.get("path"):
             raise ValueError(f"{listing}: row {n} has no 'path'")
@@ -334,7 +359,9 @@ def prepare_listing(
             base = f"{base}_{float(start):.2f}"
         split = _SPLIT_ALIASES.get(str(row.get("split") or "").lower())
         split = split or _assign_split(base, dev_fraction, test_fraction)
-        by_split[split].append(
+        if only_split is not None and split != only_split:
+            continue
+        yield (
             {
                 "id": f"{name}_{_safe_id(base)}",
                 "path": str(path),
@@ -349,7 +376,3 @@ def prepare_listing(
                 "end": end,
             }
         )
-    return _write_splits(
-        {s: v for s, v in by_split.items() if v}, name, output_dir, num_jobs, min_duration,
-        max_duration, segment_duration, force,
-    )  # fmt: skip
