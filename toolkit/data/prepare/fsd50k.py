@@ -15,7 +15,6 @@ guitar``), in the csv's order (leaf classes first, then their ancestors).
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,19 +86,6 @@ def _rows(path: Path, split: str, audio_dir: Path) -> Iterator[dict[str, Any]]:
         log.warning("%s: %d row(s) with a split other than train/val ignored", path, unknown)
 
 
-def _options_changed(output_dir: Path | str, options: dict[str, Any]) -> bool:
-    """True when ``options`` differ from the last finished run's (finished parts are reused by
-    item ids only, so an option that changes the cuts of the same items must force a redo)."""
-    stamp = Path(output_dir) / ".parts" / f"{NAME}.options.json"
-    return stamp.is_file() and stamp.read_text() != json.dumps(options, sort_keys=True)
-
-
-def _stamp_options(output_dir: Path | str, options: dict[str, Any]) -> None:
-    stamp = Path(output_dir) / ".parts" / f"{NAME}.options.json"
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(options, sort_keys=True))
-
-
 @register_corpus(NAME)
 def prepare_fsd50k(
     corpus_dir: Path | str,
@@ -131,11 +117,6 @@ def prepare_fsd50k(
         "dev": (dev_csv, root / dev_audio_dir),
         "test": (eval_csv, root / eval_audio_dir),
     }
-    options = {
-        "min_duration": min_duration,
-        "audio": [str(root / dev_audio_dir), str(root / eval_audio_dir)],
-    }
-    force = force or _options_changed(output_dir, options)
     summaries = {
         split: prepare_in_parts(
             _rows(csv_path, split, audio_dir),
@@ -149,5 +130,4 @@ def prepare_fsd50k(
         )  # fmt: skip
         for split, (csv_path, audio_dir) in sources.items()
     }
-    _stamp_options(output_dir, options)
     return lazy_manifests(summaries)

@@ -20,7 +20,6 @@ multi-label ``music_tags`` = the clip's kept tags (column order; may be empty un
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -61,23 +60,6 @@ def _open(annotations: Path) -> tuple[Iterator[dict[str, str]], list[str], Any]:
         f.close()
         raise ValueError(f"{annotations}: expected TAB-separated columns clip_id, <tags>, mp3_path")
     return reader, [c for c in fields if c not in ("clip_id", "mp3_path")], f
-
-
-def options_changed(output_dir: Path | str, name: str, options: dict[str, Any]) -> bool:
-    """True when ``options`` differ from those of the last finished run into ``output_dir``.
-
-    Finished parts are reused by item ids only, so a prepare whose options change the cuts of
-    the same items (here the kept tags) must be forced; the stamp is
-    ``<output_dir>/.parts/<name>.options.json``, written by :func:`_stamp_options` after a run.
-    """
-    stamp = Path(output_dir) / ".parts" / f"{name}.options.json"
-    return stamp.is_file() and stamp.read_text() != json.dumps(options, sort_keys=True)
-
-
-def _stamp_options(output_dir: Path | str, name: str, options: dict[str, Any]) -> None:
-    stamp = Path(output_dir) / ".parts" / f"{name}.options.json"
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(options, sort_keys=True))
 
 
 def select_tags(annotations: Path, top_k: int) -> list[str]:
@@ -170,8 +152,6 @@ def prepare_magnatagatune(
     keep = select_tags(ann, top_k_tags)
     log.info("MagnaTagATune: %d tags kept: %s", len(keep), ", ".join(keep))
     audio = root / audio_dir
-    options = {"tags": keep, "audio": str(audio), "audio_ext": audio_ext, "drop": drop_untagged}
-    force = force or options_changed(output_dir, NAME, options)
     summaries = {
         split: prepare_in_parts(
             _rows(ann, split, keep, audio, audio_ext, drop_untagged),
@@ -184,5 +164,4 @@ def prepare_magnatagatune(
         )  # fmt: skip
         for split in SPLITS
     }
-    _stamp_options(output_dir, NAME, options)
     return lazy_manifests(summaries)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,19 +125,6 @@ def _rows(
         log.warning("%s: %d row(s) with a split other than train/test ignored", csv_path, unknown)
 
 
-def _options_changed(output_dir: Path | str, options: dict[str, Any]) -> bool:
-    """True when ``options`` differ from the last finished run's (finished parts are reused by
-    item ids only, so an option that changes the cuts of the same items must force a redo)."""
-    stamp = Path(output_dir) / ".parts" / f"{NAME}.options.json"
-    return stamp.is_file() and stamp.read_text() != json.dumps(options, sort_keys=True)
-
-
-def _stamp_options(output_dir: Path | str, options: dict[str, Any]) -> None:
-    stamp = Path(output_dir) / ".parts" / f"{NAME}.options.json"
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(options, sort_keys=True))
-
-
 @register_corpus(NAME)
 def prepare_vggsound(
     corpus_dir: Path | str,
@@ -167,8 +153,6 @@ def prepare_vggsound(
     if not csv_path.is_file():
         raise FileNotFoundError(f"VGGSound csv {csv_path} not found (see docs/corpora/vggsound.md)")
     audio = Path(audio_dir) if Path(audio_dir).is_absolute() else root / audio_dir
-    options = {"min_duration": min_duration, "audio_dir": str(audio)}
-    force = force or _options_changed(output_dir, options)
     summaries = {
         split: prepare_in_parts(
             _rows(csv_path, split, audio, dev_fraction),
@@ -182,5 +166,4 @@ def prepare_vggsound(
         )  # fmt: skip
         for split in SPLITS
     }
-    _stamp_options(output_dir, options)
     return lazy_manifests(summaries)
