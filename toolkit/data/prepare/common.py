@@ -19,6 +19,7 @@ builds one CLI subcommand per registered corpus from the function's signature.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
 import hashlib
@@ -36,6 +37,8 @@ from typing import Any, TypeVar
 from lhotse import CutSet, Recording
 from lhotse.cut import Cut
 from tqdm import tqdm
+
+from toolkit.data.cuts import caption_cut
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +371,76 @@ def prepare_in_parts(
         first = next(line for _, sk in done_parts for line in sk.read_text().splitlines())
         raise RuntimeError(f"{stem}: every item failed; first error: {first}")
     return summary
+
+
+def _fold_items(
+    name: str, meta: Path, fold: int, file_column: str, label_column: str, audio_dir: Path,
+    fold_subdirs: bool,
+) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """Rows of the fold CSV ``meta`` in ``fold``, streamed (non-integer folds are logged)."""
+    bad = 0
+    with open(meta, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {file_column, "fold", label_column} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{meta}: missing column(s) {sorted(missing)}")
+        for row in reader:
+            try:
+                row_fold = int(row["fold"])
+            except (TypeError, ValueError):
+                bad += 1
+                continue
+            if row_fold == fold:
+                file = row[file_column].strip()
+                folder = audio_dir / f"fold{fold}" if fold_subdirs else audio_dir
+                yield {"name": name, "file": file, "label": row[label_column], "fold": fold,
+                       "label_column": label_column, "path": str(folder / file)}  # fmt: skip
+    if bad and fold == 1:
+        log.warning("%s: %d row(s) without an integer fold ignored", meta, bad)
+
+
+def _fold_clip_cut(item: dict[str, Any]) -> Cut:
+    """One clip of a fold corpus → cut with ``sound_event`` (SkipItem on bad metadata/audio)."""
+    label = " ".join((item["label"] or "").replace("_", " ").split())
+    if not label:
+        raise SkipItem("bad_metadata", f"{item['file']}: no {item['label_column']}")
+    cut_id = f"{item['name']}_{Path(item['file']).stem}"
+    rec = read_recording(item["path"], cut_id)
+    return caption_cut(
+        rec, cut_id, [], [], "sound", item["name"], {"sound_event": label},
+        orig_id=item["file"], metadata={"fold": item["fold"]},
+    )  # fmt: skip
+
+
+def prepare_fold_corpus(
+    name: str,
+    meta: Path,
+    num_folds: int,
+    file_column: str,
+    label_column: str,
+    audio_dir: Path,
+    output_dir: Path | str,
+    fold_subdirs: bool = False,
+    num_jobs: int = 1,
+    force: bool = False,
+) -> dict[str, CutSet]:
+    """A label-only sound corpus with official cross-validation folds (ESC-50, UrbanSound8K):
+    the CSV ``meta`` lists ``file_column``, ``fold`` and ``label_column``; audio is
+    ``audio_dir/<file>`` (or ``audio_dir/fold<k>/<file>`` with ``fold_subdirs``). Writes
+    ``<name>_cuts_fold{1..num_folds}`` with label ``sound_event`` and metadata ``fold``."""
+    summaries = {
+        f"fold{k}": prepare_in_parts(
+            _fold_items(name, meta, k, file_column, label_column, audio_dir, fold_subdirs),
+            _fold_clip_cut,
+            manifest_path(output_dir, name, f"fold{k}"),
+            item_id=lambda x: x["file"],
+            num_jobs=num_jobs,
+            desc=f"{name} fold{k}",
+            force=force,
+        )
+        for k in range(1, num_folds + 1)
+    }
+    return lazy_manifests(summaries)
 
 
 def lazy_manifests(summaries: dict[str, PrepareSummary]) -> dict[str, CutSet]:
