@@ -32,8 +32,13 @@ from toolkit.evaluate.captioning_metrics import METRICS, score_captions
 from toolkit.evaluate.embeddings import EmbeddingSet
 from toolkit.objectives.captioning import smoothed_token_ce
 from toolkit.registry import DECODERS, EVALUATORS
+from toolkit.train.head_fit import (
+    SeededOrder,
+    adamw_warmup_cosine,
+    optimizer_step,
+    resolve_device,
+)
 from toolkit.train.optim import decay_groups
-from toolkit.train.scheduler import warmup_cosine_factor
 
 log = logging.getLogger(__name__)
 Splits = dict[str, EmbeddingSet]
@@ -346,27 +351,14 @@ def train_probe_decoder(
         raise ValueError("no training captions for the probe decoder")
     device = torch.device(device)
     decoder.to(device).train()
-    opt = torch.optim.AdamW(decay_groups(decoder, weight_decay), lr=lr, betas=(0.9, 0.98))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: warmup_cosine_factor(s, warmup_steps, steps, 0.01)
-    )
-    gen = torch.Generator().manual_seed(seed)
-    order: list[int] = []
+    opt, sched = adamw_warmup_cosine(decay_groups(decoder, weight_decay), lr, warmup_steps, steps)
+    order = SeededOrder(len(examples), torch.Generator().manual_seed(seed))
     losses = []
     for _ in range(steps):
-        batch = []
-        while len(batch) < min(batch_size, len(examples)):
-            if not order:
-                order = torch.randperm(len(examples), generator=gen).tolist()
-            batch.append(examples[order.pop()])
+        batch = [examples[i] for i in order.take(min(batch_size, len(examples)))]
         loss, _, _, count = _batch_loss(decoder, frames, batch, label_smoothing, pad_id, device)
         loss = loss / count.clamp(min=1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_(decoder.parameters(), grad_clip)
-        opt.step()
-        sched.step()
+        optimizer_step(loss, opt, sched, decoder.parameters(), grad_clip)
         losses.append(float(loss.detach()))
     return losses
 
@@ -408,12 +400,6 @@ def generate_from_frames(
         enc, lens = pad_frames(frames[s : s + batch_size], device)
         out += generate_text(decoder, enc, lens, tokenizer, **generation)
     return out
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @EVALUATORS.register("caption_probe")
@@ -487,7 +473,7 @@ class CaptionProbe(_CaptionEvaluator):
             log.info("caption_probe: %s has no frame-level outputs; skipped", model)
             return []
         t0 = time.perf_counter()
-        device = _resolve_device(self.device)
+        device = resolve_device(self.device)
         pad_id = getattr(self.tokenizer, "pad_id", 0)
         devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # leave the caller's RNG streams alone

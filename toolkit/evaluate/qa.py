@@ -48,8 +48,8 @@ from toolkit.evaluate.qa_data import (
 from toolkit.layers import lengths_to_mask
 from toolkit.lm.base import CausalLM, greedy_generate
 from toolkit.registry import EVALUATORS, LANGUAGE_MODELS
+from toolkit.train.head_fit import SeededOrder, adamw_warmup_cosine, optimizer_step, resolve_device
 from toolkit.train.optim import decay_groups
-from toolkit.train.scheduler import warmup_cosine_factor
 
 log = logging.getLogger(__name__)
 Splits = dict[str, EmbeddingSet]
@@ -235,32 +235,20 @@ def train_adapter(
     groups = decay_groups(adapter, weight_decay)
     if train_lm:
         groups += [{**g, "lr": lm_lr} for g in decay_groups(lm, weight_decay)]
-    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: warmup_cosine_factor(s, warmup_steps, steps, 0.01)
-    )
+    opt, sched = adamw_warmup_cosine(groups, lr, warmup_steps, steps)
     gen = torch.Generator().manual_seed(seed)
     params = [p for g in groups for p in g["params"]]
-    order: list[int] = []
+    order = SeededOrder(len(examples), gen)
     losses = []
     for _ in range(steps):
-        batch = []
-        while len(batch) < min(batch_size, len(examples)):
-            if not order:
-                order = torch.randperm(len(examples), generator=gen).tolist()
-            batch.append(examples[order.pop()])
+        batch = [examples[i] for i in order.take(min(batch_size, len(examples)))]
         picks = [a[int(torch.randint(len(a), (1,), generator=gen))] for _, _, a in batch]
         embeds, mask, target = assemble(
             lm, adapter, frames, [c for c, _, _ in batch], [q for _, q, _ in batch], picks, device
         )
         logits = lm(embeds, mask)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_(params, grad_clip)
-        opt.step()
-        sched.step()
+        optimizer_step(loss, opt, sched, params, grad_clip)
         losses.append(float(loss.detach()))
     adapter.eval()
     lm.eval()
@@ -310,12 +298,6 @@ def lm_texts(
             if caps:
                 texts.append(f"{rng.choice(caps)} {it.question} {a}")
     return texts
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def score_rows(
@@ -470,7 +452,7 @@ class QAEvaluator:
             for name, its in (("train", train_items), (self.split, test_items)):
                 write_qa_jsonl(its, Path(self.dump_dir) / f"qa_{name}.jsonl")
         t0 = time.perf_counter()
-        device = _resolve_device(self.device)
+        device = resolve_device(self.device)
         base_lm = self.language_model(train)
         t_lm = time.perf_counter() - t0
         lm = copy.deepcopy(base_lm) if self.train_lm else base_lm

@@ -46,8 +46,8 @@ from toolkit.evaluate.probe_heads import Standardizer
 from toolkit.evaluate.retrieval import caption_queries, retrieval_metrics, retrieval_rows
 from toolkit.objectives.contrastive import projection_head, symmetric_info_nce
 from toolkit.registry import EVALUATORS, TEXT_ENCODERS
+from toolkit.train.head_fit import adamw_warmup_cosine, optimizer_step, resolve_device
 from toolkit.train.optim import decay_groups
-from toolkit.train.scheduler import warmup_cosine_factor
 
 log = logging.getLogger(__name__)
 Splits = dict[str, EmbeddingSet]
@@ -221,10 +221,7 @@ def train_alignment_head(
         raise ValueError("retrieval_probe: need >= 2 captioned training clips")
     device = torch.device(device)
     head.to(device).train()
-    opt = torch.optim.AdamW(decay_groups(head, weight_decay), lr=lr, betas=(0.9, 0.98))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: warmup_cosine_factor(s, warmup_steps, steps, 0.01)
-    )
+    opt, sched = adamw_warmup_cosine(decay_groups(head, weight_decay), lr, warmup_steps, steps)
     gen = torch.Generator().manual_seed(seed)
     order: list[int] = []
     size = min(batch_size, len(pool))
@@ -246,20 +243,9 @@ def train_alignment_head(
         a = head.embed_audio(*audio.batch(clips, device))
         t = head.embed_text(tokens, lens)
         loss = symmetric_info_nce(a, t, head.scale())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_(head.parameters(), grad_clip)
-        opt.step()
-        sched.step()
+        optimizer_step(loss, opt, sched, head.parameters(), grad_clip)
         losses.append(float(loss.detach()))
     return losses
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 # ----------------------------------------------------------------------------- evaluator
@@ -370,7 +356,7 @@ class RetrievalProbe:
             log.warning("retrieval_probe: < 2 captioned train clips; skipped")
             return []
         t0 = time.perf_counter()
-        device = _resolve_device(self.device)
+        device = resolve_device(self.device)
         train_frames = [p[None] for p in train.pooled] if use_pooled else train.extra["frames"]
         norm = Standardizer.fit(train_frames) if self.standardize else None
         pad_id = getattr(self.tokenizer, "pad_id", 0)

@@ -31,8 +31,8 @@ from torch import Tensor, nn
 from toolkit.config import ConfigError
 from toolkit.lm.base import CausalLM, positions_from_mask
 from toolkit.registry import LANGUAGE_MODELS
+from toolkit.train.head_fit import SeededOrder, adamw_warmup_cosine, optimizer_step
 from toolkit.train.optim import decay_groups
-from toolkit.train.scheduler import warmup_cosine_factor
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
@@ -216,19 +216,11 @@ def pretrain_tiny_lm(
         raise ValueError("no text to pretrain the tiny language model on")
     device = torch.device(device)
     model.to(device).train()
-    opt = torch.optim.AdamW(decay_groups(model, weight_decay), lr=lr, betas=(0.9, 0.98))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: warmup_cosine_factor(s, warmup_steps, steps, 0.01)
-    )
-    gen = torch.Generator().manual_seed(seed)
-    order: list[int] = []
+    opt, sched = adamw_warmup_cosine(decay_groups(model, weight_decay), lr, warmup_steps, steps)
+    order = SeededOrder(len(seqs), torch.Generator().manual_seed(seed))
     losses = []
     for _ in range(steps):
-        batch = []
-        while len(batch) < min(batch_size, len(seqs)):
-            if not order:
-                order = torch.randperm(len(seqs), generator=gen).tolist()
-            batch.append(seqs[order.pop()])
+        batch = [seqs[i] for i in order.take(min(batch_size, len(seqs)))]
         width = max(len(s) for s in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         for i, s in enumerate(batch):  # right padding: the positions of a row start at 0
@@ -241,11 +233,7 @@ def pretrain_tiny_lm(
         logits, _ = model.step(model.tok_emb(ids[:, :-1]), mask[:, :-1], None)
         target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
         loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
+        optimizer_step(loss, opt, sched, model.parameters(), 1.0)
         losses.append(float(loss.detach()))
     model.eval()
     return losses

@@ -1,0 +1,70 @@
+"""Short fixed-protocol fits of small heads (evaluation probes, adapters, the tiny LM).
+
+The evaluation's trained heads (``caption_probe`` decoders, ``retrieval_probe`` towers, ``qa``
+adapters, the ``tiny`` language model) share one recipe: AdamW with decay on matrices only and
+betas (0.9, 0.98), linear warm-up then cosine decay to 1 % of the peak lr, batches drawn from a
+fresh seeded permutation every epoch, gradient clipping. These helpers hold that recipe once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from toolkit.train.scheduler import warmup_cosine_factor
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` → CUDA if available, else CPU; any other name as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def adamw_warmup_cosine(
+    groups: list[dict], lr: float, warmup_steps: int, steps: int, final_ratio: float = 0.01
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (betas 0.9/0.98) over parameter ``groups`` and its per-step schedule: linear
+    warm-up over ``warmup_steps``, then cosine decay to ``final_ratio`` × lr at ``steps``."""
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: warmup_cosine_factor(s, warmup_steps, steps, final_ratio)
+    )
+    return opt, sched
+
+
+class SeededOrder:
+    """Indices ``0..n-1`` drawn from a fresh seeded permutation every epoch (``generator`` may be
+    shared with other draws, which then interleave deterministically)."""
+
+    def __init__(self, n: int, generator: torch.Generator) -> None:
+        self.n = n
+        self.generator = generator
+        self.order: list[int] = []
+
+    def take(self, k: int) -> list[int]:
+        """The next ``k`` indices (an epoch boundary may fall inside the batch)."""
+        out = []
+        while len(out) < k:
+            if not self.order:
+                self.order = torch.randperm(self.n, generator=self.generator).tolist()
+            out.append(self.order.pop())
+        return out
+
+
+def optimizer_step(
+    loss: Tensor,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    params: Iterable[nn.Parameter],
+    grad_clip: float | None,
+) -> None:
+    """zero grads → backward → clip the global norm of ``params`` (None: no clipping) → step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    sched.step()
