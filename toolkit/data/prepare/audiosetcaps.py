@@ -138,9 +138,8 @@ def caption_style_of(caption: str, short_max_words: int) -> str:
 
 
 def resolve(root: Path, path: Path | str) -> Path:
-    """``path`` if absolute, else ``root / path``."""
-    path = Path(path)
-    return path if path.is_absolute() else root / path
+    """``path`` if absolute, else ``root / path`` (pathlib's join keeps an absolute right side)."""
+    return root / path
 
 
 def parse_dir_overrides(

@@ -300,7 +300,7 @@ def prepare_listing(
     """
     root = Path(corpus_dir)
     listing = Path(listing)
-    listing = listing if listing.is_absolute() else root / listing
+    listing = root / listing
     if not listing.is_file():
         raise FileNotFoundError(f"listing file {listing} not found")
     opts = dict(root=root, listing=listing, name=name, domain=domain,
@@ -333,7 +333,7 @@ def _listing_items(
         if not row.get("path"):
             raise ValueError(f"{listing}: row {n} has no 'path'")
         path = Path(str(row["path"]))
-        path = path if path.is_absolute() else root / path
+        path = root / path
         dom = str(row.get("domain") or domain)
         caps = row.get("caption") or []
         if isinstance(caps, str):

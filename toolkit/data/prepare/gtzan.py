@@ -155,7 +155,7 @@ def prepare_gtzan(
     if given:
         if len(given) != 3:
             raise ValueError(f"give all of train_list, dev_list, test_list (got {sorted(given)})")
-        paths = {s: Path(v) if Path(v).is_absolute() else root / v for s, v in given.items()}
+        paths = {s: root / v for s, v in given.items()}
         for split, path in paths.items():
             if not path.is_file():
                 raise FileNotFoundError(f"GTZAN {split} list {path} not found")

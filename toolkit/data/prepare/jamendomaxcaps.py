@@ -250,10 +250,10 @@ def prepare_jamendomaxcaps(
         min_duration: segments shorter than this (s) are skipped as ``too_short``.
     """
     root = Path(corpus_dir)
-    captions = Path(captions_file) if Path(captions_file).is_absolute() else root / captions_file
+    captions = root / captions_file
     if not captions.is_file():
         raise FileNotFoundError(f"JamendoMaxCaps captions {captions} not found")
-    audio = Path(audio_dir) if Path(audio_dir).is_absolute() else root / audio_dir
+    audio = root / audio_dir
     if not audio.is_dir():
         hint = ""
         if list((root / "data").glob("*.parquet"))[:1]:

@@ -186,10 +186,10 @@ def prepare_musiccaps(
         min_duration: cuts shorter than this (s) are skipped as ``too_short``.
     """
     root = Path(corpus_dir)
-    csv_path = Path(csv_file) if Path(csv_file).is_absolute() else root / csv_file
+    csv_path = root / csv_file
     if not csv_path.is_file():
         raise FileNotFoundError(f"MusicCaps metadata {csv_path} not found")
-    audio = Path(audio_dir) if Path(audio_dir).is_absolute() else root / audio_dir
+    audio = root / audio_dir
     if not audio.is_dir():
         raise FileNotFoundError(f"MusicCaps audio folder {audio} not found (see --audio-dir)")
     fn = functools.partial(_checked_cut, clip_tolerance=clip_tolerance)

@@ -246,8 +246,7 @@ def _train_items(groups: list[tuple[str, list[Path]]], roots: dict[str, Path]) -
 
 
 def _root(corpus: Path, option: str) -> Path:
-    path = Path(option)
-    return path if path.is_absolute() else corpus / path
+    return corpus / option  # an absolute option stays as it is
 
 
 @register_corpus(NAME)

@@ -181,10 +181,10 @@ def prepare_sed_strong(
         raise ValueError(f"unknown split {split!r} (known: {', '.join(_SPLIT_ALIASES)})")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"name {name!r} must be a plain file-name prefix")
-    tsv_path = Path(tsv) if Path(tsv).is_absolute() else root / tsv
+    tsv_path = root / tsv
     if not tsv_path.is_file():
         raise FileNotFoundError(f"strong-label TSV {tsv_path} not found")
-    audio = Path(audio_dir) if Path(audio_dir).is_absolute() else root / audio_dir
+    audio = root / audio_dir
     if not audio.is_dir():
         raise FileNotFoundError(f"audio folder {audio} not found")
     files = read_strong_tsv(tsv_path, readable_labels)

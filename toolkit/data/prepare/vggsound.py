@@ -149,10 +149,10 @@ def prepare_vggsound(
     if not 0.0 <= dev_fraction < 1.0:
         raise ValueError(f"dev_fraction must be in [0, 1), got {dev_fraction}")
     root = Path(corpus_dir)
-    csv_path = Path(csv_file) if Path(csv_file).is_absolute() else root / csv_file
+    csv_path = root / csv_file
     if not csv_path.is_file():
         raise FileNotFoundError(f"VGGSound csv {csv_path} not found (see docs/corpora/vggsound.md)")
-    audio = Path(audio_dir) if Path(audio_dir).is_absolute() else root / audio_dir
+    audio = root / audio_dir
     summaries = {
         split: prepare_in_parts(
             _rows(csv_path, split, audio, dev_fraction),
