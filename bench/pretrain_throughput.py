@@ -206,12 +206,9 @@ class HashTokenizer:
         return [self.bos_id, *ids[: self.max_len - 2], self.eos_id]
 
     def encode_batch(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        seqs = [self.encode(t) for t in texts]
-        lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-        out = torch.full((len(seqs), int(lens.max()) if seqs else 0), self.pad_id, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        return out, lens
+        from toolkit.text.tokenizer import pad_ids
+
+        return pad_ids([self.encode(t) for t in texts], self.pad_id)
 
     def decode(self, ids: Sequence[int]) -> str:
         return " ".join(f"w{int(i)}" for i in ids if int(i) >= self.first_id)

@@ -32,6 +32,7 @@ from toolkit.evaluate.captioning_metrics import METRICS, score_captions
 from toolkit.evaluate.embeddings import EmbeddingSet
 from toolkit.objectives.captioning import smoothed_token_ce
 from toolkit.registry import DECODERS, EVALUATORS
+from toolkit.text.tokenizer import pad_ids
 from toolkit.train.head_fit import (
     SeededOrder,
     adamw_warmup_cosine,
@@ -290,14 +291,6 @@ def pad_frames(
     return out.to(device), lens.to(device)
 
 
-def pad_tokens(seqs: Sequence[Sequence[int]], pad_id: int = 0) -> Tensor:
-    """Token-id lists → ``(B, max len)`` long, ``pad_id`` filled."""
-    out = torch.full((len(seqs), max(len(s) for s in seqs)), pad_id, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
-    return out
-
-
 def caption_examples(
     captions: Sequence[Sequence[str]], tokenizer: Any, max_tokens: int
 ) -> list[tuple[int, list[int]]]:
@@ -321,7 +314,7 @@ def _batch_loss(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Teacher-forced token losses of a batch of examples (see ``smoothed_token_ce``)."""
     enc, lens = pad_frames([frames[i] for i, _ in examples], device)
-    tokens = pad_tokens([ids for _, ids in examples], pad_id).to(device)
+    tokens = pad_ids([ids for _, ids in examples], pad_id)[0].to(device)
     logits = decoder(tokens[:, :-1], enc, lens)
     return smoothed_token_ce(logits.flatten(0, 1), tokens[:, 1:].flatten(), label_smoothing, pad_id)
 

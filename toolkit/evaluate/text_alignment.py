@@ -40,12 +40,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from toolkit.config import ConfigError
-from toolkit.evaluate.captioning import pad_frames, pad_tokens
+from toolkit.evaluate.captioning import pad_frames
 from toolkit.evaluate.embeddings import EmbeddingSet
 from toolkit.evaluate.probe_heads import Standardizer
 from toolkit.evaluate.retrieval import caption_queries, retrieval_metrics, retrieval_rows
 from toolkit.objectives.contrastive import projection_head, symmetric_info_nce
 from toolkit.registry import EVALUATORS, TEXT_ENCODERS
+from toolkit.text.tokenizer import pad_ids
 from toolkit.train.head_fit import adamw_warmup_cosine, optimizer_step, resolve_device
 from toolkit.train.optim import decay_groups
 
@@ -186,8 +187,7 @@ def embed_split(
     t = []
     for s in range(0, len(texts), batch_size):
         ids = texts[s : s + batch_size]
-        tokens = pad_tokens(ids, pad_id).to(device)
-        lens = torch.tensor([len(x) for x in ids], device=device)
+        tokens, lens = (x.to(device) for x in pad_ids(ids, pad_id))
         t.append(head.embed_text(tokens, lens).float().cpu())
     head.train(was)
     return torch.cat(a), torch.cat(t)
@@ -238,8 +238,7 @@ def train_alignment_head(
                 clips.append(c)
         pick = [int(torch.randint(len(captions[c]), (1,), generator=gen)) for c in clips]
         ids = [captions[c][k] for c, k in zip(clips, pick)]
-        tokens = pad_tokens(ids, pad_id).to(device)
-        lens = torch.tensor([len(x) for x in ids], device=device)
+        tokens, lens = (x.to(device) for x in pad_ids(ids, pad_id))
         a = head.embed_audio(*audio.batch(clips, device))
         t = head.embed_text(tokens, lens)
         loss = symmetric_info_nce(a, t, head.scale())

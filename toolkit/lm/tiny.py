@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from toolkit.config import ConfigError
 from toolkit.lm.base import CausalLM, positions_from_mask
 from toolkit.registry import LANGUAGE_MODELS
+from toolkit.text.tokenizer import pad_ids
 from toolkit.train.head_fit import SeededOrder, adamw_warmup_cosine, optimizer_step
 from toolkit.train.optim import decay_groups
 
@@ -221,15 +222,9 @@ def pretrain_tiny_lm(
     losses = []
     for _ in range(steps):
         batch = [seqs[i] for i in order.take(min(batch_size, len(seqs)))]
-        width = max(len(s) for s in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        for i, s in enumerate(batch):  # right padding: the positions of a row start at 0
-            ids[i, : len(s)] = torch.tensor(s)
+        ids, lens = pad_ids(batch, pad_id)  # right padding: the positions of a row start at 0
         ids = ids.to(device)
-        mask = (
-            torch.arange(width, device=device)[None]
-            < torch.tensor([len(s) for s in batch], device=device)[:, None]
-        )
+        mask = torch.arange(ids.shape[1], device=device)[None] < lens.to(device)[:, None]
         logits, _ = model.step(model.tok_emb(ids[:, :-1]), mask[:, :-1], None)
         target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
         loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from toolkit.config import ConfigError
 from toolkit.layers import lengths_to_mask
 from toolkit.registry import TEXT_ENCODERS, TOKENIZERS
+from toolkit.text.tokenizer import pad_ids
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +107,7 @@ class HFTokenizer:
             if texts
             else []
         )
-        lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-        out = torch.full((len(seqs), int(lens.max()) if seqs else 0), self.pad_id, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        return out, lens
+        return pad_ids(seqs, self.pad_id)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Ids (special tokens dropped) → text."""

@@ -56,6 +56,16 @@ def train_sentencepiece(
     return out
 
 
+def pad_ids(seqs: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple[Tensor, Tensor]:
+    """Token-id lists → right-padded ``(B, max len)`` long ids (``pad_id`` filled) and ``(B,)``
+    lengths (``(0, 0)`` ids for no sequences)."""
+    lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    out = torch.full((len(seqs), int(lens.max()) if len(seqs) else 0), pad_id, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
+    return out, lens
+
+
 @TOKENIZERS.register("sentencepiece")
 class SentencePieceTokenizer:
     """Captions ↔ token ids. ``encode_batch`` gives padded ``(B, L)`` ids with BOS/EOS."""
@@ -79,12 +89,7 @@ class SentencePieceTokenizer:
 
     def encode_batch(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Captions → ``(B, L)`` long ids (PAD=0) and ``(B,)`` lengths."""
-        seqs = [self.encode(t) for t in texts]
-        lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-        out = torch.full((len(seqs), int(lens.max()) if seqs else 0), PAD_ID, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            out[i, : len(s)] = torch.tensor(s)
-        return out, lens
+        return pad_ids([self.encode(t) for t in texts], PAD_ID)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Ids (special ids dropped) → text."""
