@@ -10,6 +10,7 @@ cuts) or the cut's ``source``. Cuts left without a caption are dropped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -58,9 +59,7 @@ def apply_source_set(cuts: Iterable[Cut], spec: str) -> Iterator[Cut]:
         new["caption_style"] = [s for s, k in zip(styles, keep, strict=True) if k]
         if "caption_source" in custom:
             new["caption_source"] = [s for s, k in zip(srcs, keep, strict=True) if k]
-        sup = cut.supervisions[0].with_custom("caption", new["caption"])
-        sup.custom = new
-        sup.text = new["caption"][0]
+        sup = dataclasses.replace(cut.supervisions[0], custom=new, text=new["caption"][0])
         yield cut.map_supervisions(lambda _s, sup=sup: sup)
 
 

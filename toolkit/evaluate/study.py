@@ -72,13 +72,12 @@ def load_study(run_dirs: Sequence[Path]) -> list[dict]:
 
 def _pretrained_rows(path: Path, run: Path) -> list[dict]:
     rows = []
-    if path.is_file():
-        for r in read_results_csv(path):
-            if r["model"] != "pretrained" or r["value"] is None:
-                continue
-            r["cell"] = _cell_of(r)
-            r["run"] = str(run)
-            rows.append(r)
+    for r in read_results_csv(path):
+        if r["model"] != "pretrained" or r["value"] is None:
+            continue
+        r["cell"] = _cell_of(r)
+        r["run"] = str(run)
+        rows.append(r)
     return rows
 
 
