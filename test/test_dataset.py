@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 
 from toolkit.data.dataset import CaptionDataset
-from toolkit.data.sampling import make_sampler
+from toolkit.data.sampling import make_sampler, rescale_position
 from toolkit.text.tokenizer import SentencePieceTokenizer
 
 
@@ -103,3 +104,31 @@ def test_sampler_skip_resumes_mid_epoch(tone_data):
     full = [[c.id for c in b] for b in s]
     s.set_epoch(2, skip=3)
     assert [[c.id for c in b] for b in s] == full[3:]
+
+
+def _epoch(cuts, world_size: int, rank: int, skip: int = 0, bucketing: bool = False):
+    s = make_sampler(cuts, 4.0, world_size=world_size, rank=rank, seed=5, bucketing=bucketing)
+    s.set_epoch(2, skip=skip)
+    return [[c.id for c in b] for b in s]
+
+
+def test_rescale_position_resumes_the_global_batch_sequence(tone_data):
+    """Without bucketing, ranks take every world_size-th batch of one global sequence, so a 2-rank
+    position maps to 1 rank exactly and to 4 ranks by rounding down (repeats, never losses)."""
+    cuts = CutSet.from_file(tone_data["train"])
+    full = _epoch(cuts, 1, 0)
+    assert len(full) >= 12
+    # the sequence does not depend on the world size (the epoch's ragged end aside)
+    assert _epoch(cuts, 2, 1)[:5] == full[1::2][:5]
+    consumed = 3  # batches per rank on 2 ranks = global batches 0..5
+    assert rescale_position(consumed, 2, 1) == 6
+    assert _epoch(cuts, 1, 0, skip=rescale_position(consumed, 2, 1)) == full[6:]
+    skip4 = rescale_position(consumed, 2, 4)
+    assert skip4 == 1  # 4 global batches: 4 and 5 are seen again, nothing after 5 is lost
+    assert [_epoch(cuts, 4, r, skip=skip4)[0] for r in range(4)] == full[4:8]
+    # with duration bucketing the amount of data matches, not the exact clips
+    b1 = _epoch(cuts, 1, 0, bucketing=True)
+    left = _epoch(cuts, 1, 0, skip=rescale_position(consumed, 2, 1), bucketing=True)
+    assert len(left) == len(b1) - 6
+    with pytest.raises(ValueError, match="world sizes"):
+        rescale_position(3, 0, 2)

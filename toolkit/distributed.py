@@ -7,6 +7,7 @@ Works with gloo (CPU tests) and NCCL (GPU).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -37,6 +38,16 @@ def init_from_env(device: torch.device) -> bool:
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
     return True
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every rank's picklable ``obj`` in rank order (``[obj]`` without DDP). A collective: every
+    rank must call it."""
+    if not is_distributed():
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 class _GatherVariable(torch.autograd.Function):

@@ -39,6 +39,27 @@ class ResumableSampler:
         raise TypeError("length unknown")
 
 
+def rescale_position(batches_per_rank: int, old_world_size: int, new_world_size: int) -> int:
+    """Batches each rank skips to resume an epoch under a different world size: the same number
+    of global batches as ``batches_per_rank`` batches on ``old_world_size`` ranks consumed.
+
+    Lhotse's samplers hand global batch ``i`` to rank ``i mod world_size``. For
+    ``bucketing=False`` the global sequence does not depend on the world size, so the resumed
+    epoch continues exactly where it stopped (rounding down when the count is not a multiple of
+    ``new_world_size``: up to ``new_world_size - 1`` batches are seen again, none are lost). With
+    duration bucketing the bucket choice is synchronised across ranks (one bucket per
+    ``world_size`` consecutive batches), so the sequence depends on the world size: the rest of
+    that epoch covers the right amount of data but not exactly the unseen clips; the next epoch
+    is exact again.
+    """
+    if old_world_size < 1 or new_world_size < 1 or batches_per_rank < 0:
+        raise ValueError(
+            f"bad position: {batches_per_rank} batches, world sizes {old_world_size} -> "
+            f"{new_world_size}"
+        )
+    return batches_per_rank * old_world_size // new_world_size
+
+
 def make_sampler(
     cuts: CutSet,
     max_duration: float,

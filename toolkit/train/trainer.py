@@ -3,7 +3,8 @@ nothing of audio (it only reads the optional ``duration``/``num_skipped`` batch 
 
 Features: AdamW-style optimiser and LR-scheduler plugins, gradient accumulation and clipping,
 bf16 autocast on CUDA (fp32 on CPU), DDP (gloo/NCCL), atomic checkpoints every N steps with
-keep-last-K, bit-exact ``resume`` (model, optimiser, scheduler, sampler position, RNG states),
+keep-last-K, bit-exact ``resume`` (model, optimiser, scheduler, sampler position, every rank's RNG
+states; under another world size: the same global data position, fresh RNG streams for new ranks),
 non-finite loss skipping with an abort after N in a row, TensorBoard + CSV scalars, a progress bar.
 """
 
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from toolkit import distributed as D
+from toolkit.data.sampling import rescale_position
 from toolkit.schema import TrainConfig
 from toolkit.train.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 
@@ -119,7 +121,14 @@ class Trainer:
         }
 
     def resume(self) -> bool:
-        """Load the newest readable checkpoint of ``run_dir``; False if there is none."""
+        """Load the newest readable checkpoint of ``run_dir``; False if there is none.
+
+        Same world size: every rank continues its own RNG streams, so the run is bit-exact.
+        Another world size (e.g. 8 GPUs → 4): model, optimiser and scheduler are restored, the
+        sampler resumes at the same global batch position (:func:`rescale_position`), ranks that
+        existed before keep their RNG streams and new ranks get fresh ones; a warning says so.
+        The per-rank batch is unchanged, so the global batch scales with the world size.
+        """
         state = load_latest(self.run_dir / "checkpoints")
         if state is None:
             return False
@@ -129,7 +138,29 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         for k, v in state["trainer"].items():
             setattr(self, k, v)
-        set_rng_state(state["rng"])
+        rank, world = D.rank(), D.world_size()
+        saved_world = int(state.get("world_size", world))  # older checkpoints: assume the same
+        per_rank = state.get("rng_per_rank") or []
+        new_rank = bool(per_rank) and rank >= len(per_rank)
+        set_rng_state(per_rank[rank] if rank < len(per_rank) else state["rng"])
+        if new_rank:  # a rank the checkpoint did not have: its own stream, fixed by (step, rank)
+            torch.manual_seed(torch.initial_seed() + 1000003 * rank + self.step)
+        if saved_world != world:
+            old = self.batch_in_epoch
+            self.batch_in_epoch = rescale_position(old, saved_world, world)
+            log.warning(
+                "resuming a %d-rank checkpoint on %d ranks: epoch %d continues after global batch "
+                "%d (%d per rank before, %d now)%s; the global batch is now %d× the per-rank "
+                "batch (learning rate unchanged)",
+                saved_world,
+                world,
+                self.epoch,
+                self.batch_in_epoch * world,
+                old,
+                self.batch_in_epoch,
+                "; new ranks start fresh RNG streams" if world > saved_world else "",
+                world,
+            )
         self._truncate_csv(self.step)
         log.info(
             "resumed from step %d (epoch %d, batch %d)", self.step, self.epoch, self.batch_in_epoch
@@ -137,9 +168,13 @@ class Trainer:
         return True
 
     def save(self) -> None:
+        """Checkpoint (rank 0 writes). Collective under DDP: every rank's RNG state is gathered
+        into ``rng_per_rank`` beside the world size."""
+        rngs = D.all_gather_objects(rng_state())
         if self.is_main:
+            state = {**self.state_dict(), "rng_per_rank": rngs, "world_size": D.world_size()}
             path = save_checkpoint(
-                self.run_dir / "checkpoints", self.step, self.state_dict(), self.cfg.keep_last
+                self.run_dir / "checkpoints", self.step, state, self.cfg.keep_last
             )
             log.info("saved %s", path)
 
