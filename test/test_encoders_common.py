@@ -78,3 +78,30 @@ def test_bf16_autocast_agrees_with_fp32(name):
     assert rel < 0.05, f"{name}: bf16 vs fp32 relative error {rel:.4f}"
     cos = torch.nn.functional.cosine_similarity(low.flatten(), ref.flatten(), dim=0)
     assert cos > 0.998
+
+
+# the random training-time parts switched on, so that the recompute must replay the same draws
+RANDOM = {
+    "transformer": {"dropout": 0.2},
+    "zipformer": {"dropout": 0.2, "layer_skip_rate": 0.3, "module_skip_rate": 0.3},
+}
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM))
+def test_activation_checkpointing_gives_the_same_outputs_and_gradients(name):
+    results = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        cfg = {"name": name, **TINY[name], **RANDOM[name], "activation_checkpointing": flag}
+        enc = ENCODERS.build(cfg, key="encoder", input_dim=INPUT_DIM).train()
+        feats, lens = batch()
+        torch.manual_seed(5)
+        hidden, _ = enc(feats, lens)
+        hidden.pow(2).sum().backward()
+        grads = {n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None}
+        results.append((hidden.detach(), grads))
+    (h0, g0), (h1, g1) = results
+    torch.testing.assert_close(h1, h0, rtol=0, atol=0)
+    assert g0.keys() == g1.keys() and len(g0) > 0
+    for n in g0:
+        torch.testing.assert_close(g1[n], g0[n], rtol=1e-5, atol=1e-7, msg=n)

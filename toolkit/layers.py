@@ -6,6 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 
@@ -13,6 +14,15 @@ def lengths_to_mask(lens: Tensor, max_len: int | None = None) -> Tensor:
     """``(B,)`` lengths → ``(B, T)`` bool mask, True on valid positions."""
     max_len = int(lens.max()) if max_len is None else max_len
     return torch.arange(max_len, device=lens.device)[None, :] < lens[:, None]
+
+
+def maybe_checkpoint(layer: nn.Module, *args, enabled: bool) -> Tensor:
+    """``layer(*args)``; with ``enabled`` and autograd on, under activation checkpointing: the
+    layer's activations are not kept but recomputed in backward (same RNG draws, so dropout and
+    random layer skipping give the same result), trading compute for memory."""
+    if enabled and torch.is_grad_enabled():
+        return torch.utils.checkpoint.checkpoint(layer, *args, use_reentrant=False)
+    return layer(*args)
 
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> Tensor:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from toolkit.layers import TransformerLayer, lengths_to_mask, sinusoidal_positions
+from toolkit.layers import (
+    TransformerLayer,
+    lengths_to_mask,
+    maybe_checkpoint,
+    sinusoidal_positions,
+)
 from toolkit.registry import ENCODERS
 
 
@@ -51,6 +56,8 @@ class TransformerEncoder(nn.Module):
 
     ``forward(features (B, T, F), feature_lens (B,)) -> (hidden (B, T', dim), lens (B,))``.
     Padded positions are masked out of attention, so valid outputs do not depend on padding.
+    ``activation_checkpointing`` recomputes each layer in backward instead of storing its
+    activations (less memory for bigger batches, about one more forward of compute).
     """
 
     def __init__(
@@ -64,8 +71,10 @@ class TransformerEncoder(nn.Module):
         subsampling_channels: int = 64,
         subsampling_factor: int = 4,
         conv_kernel: int = 0,
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
+        self.activation_checkpointing = activation_checkpointing
         self.subsampling = Conv2dSubsampling(
             input_dim, dim, subsampling_channels, subsampling_factor
         )
@@ -92,7 +101,7 @@ class TransformerEncoder(nn.Module):
         attn_mask[:, 0] |= lens == 0  # an empty clip attends to one frame instead of giving NaN
         outs = []
         for layer in self.layers:
-            x = layer(x, attn_mask)
+            x = maybe_checkpoint(layer, x, attn_mask, enabled=self.activation_checkpointing)
             outs.append(x.masked_fill(~mask[..., None], 0.0))
         outs.append(self.norm(x).masked_fill(~mask[..., None], 0.0))
         return outs, lens

@@ -32,7 +32,7 @@ from toolkit.encoders.zipformer_modules import (
     ramp,
     upsample,
 )
-from toolkit.layers import lengths_to_mask
+from toolkit.layers import lengths_to_mask, maybe_checkpoint
 from toolkit.registry import ENCODERS
 
 # Published sizes (icefall egs/librispeech/ASR/zipformer, RESULTS.md and train.py defaults).
@@ -154,9 +154,17 @@ class ZipformerStack(nn.Module):
     ``(B, T, D)`` at 50 frames/s, lens ``(B,)`` → ``(B, T, D)``.
     """
 
-    def __init__(self, num_layers: int, factor: int, dim: int, **layer_kw) -> None:
+    def __init__(
+        self,
+        num_layers: int,
+        factor: int,
+        dim: int,
+        activation_checkpointing: bool = False,
+        **layer_kw,
+    ) -> None:
         super().__init__()
         self.factor = factor
+        self.activation_checkpointing = activation_checkpointing
         self.downsample = Downsample(factor) if factor > 1 else None
         self.layers = nn.ModuleList(ZipformerLayer(dim, **layer_kw) for _ in range(num_layers))
         self.out_combiner = Bypass(dim) if factor > 1 else None
@@ -177,7 +185,9 @@ class ZipformerStack(nn.Module):
         if feature_mask is not None:
             x = x * feature_mask
         for layer, skip in zip(self.layers, layer_skip):
-            x = layer(x, valid, module_skip, skip, scale_min)
+            x = maybe_checkpoint(
+                layer, x, valid, module_skip, skip, scale_min, enabled=self.activation_checkpointing
+            )
             if feature_mask is not None:
                 x = x * feature_mask
         if self.out_combiner is None:
@@ -224,7 +234,8 @@ class ZipformerEncoder(nn.Module):
     warm-up from 0.5), attention/convolution module skipping (``module_skip_rate`` decaying to
     0), and ``feature_mask_prob`` (channels above ``encoder_unmasked_dim`` zeroed for random
     sequences). Their schedules count training forward calls (buffer ``batch_count``) over
-    ``warmup_batches``.
+    ``warmup_batches``. ``activation_checkpointing`` recomputes each layer in backward instead
+    of storing its activations (same results, less memory, about one more forward of compute).
     """
 
     def __init__(
@@ -249,6 +260,7 @@ class ZipformerEncoder(nn.Module):
         module_skip_rate: float = 0.2,
         feature_mask_prob: float = 0.125,
         warmup_batches: float = 4000.0,
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         cfg = resolve_config(
@@ -286,6 +298,7 @@ class ZipformerEncoder(nn.Module):
                 feedforward_dim=cfg["feedforward_dim"][i],
                 kernel_size=cfg["cnn_module_kernel"][i],
                 dropout=dropout,
+                activation_checkpointing=activation_checkpointing,
             )
             for i in range(len(dims))
         )
