@@ -104,7 +104,9 @@ class Trainer:
         self.csv_path = self.run_dir / "train_log.csv"
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, rng_per_rank: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Everything :meth:`resume` needs; ``rng_per_rank``: every rank's RNG states in rank
+        order (:meth:`save` gathers them; default: this process's)."""
         return {
             "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -116,7 +118,8 @@ class Trainer:
                 "bad_streak": self.bad_streak,
                 "skipped_data": self.skipped_data,
             },
-            "rng": rng_state(),
+            "rng_per_rank": rng_per_rank or [rng_state()],
+            "world_size": D.world_size(),
             **(self.extra_state() if self.extra_state else {}),
         }
 
@@ -140,9 +143,9 @@ class Trainer:
             setattr(self, k, v)
         rank, world = D.rank(), D.world_size()
         saved_world = int(state.get("world_size", world))  # older checkpoints: assume the same
-        per_rank = state.get("rng_per_rank") or []
-        new_rank = bool(per_rank) and rank >= len(per_rank)
-        set_rng_state(per_rank[rank] if rank < len(per_rank) else state["rng"])
+        per_rank = state.get("rng_per_rank") or [state["rng"]]  # older checkpoints: rank 0's
+        new_rank = "rng_per_rank" in state and rank >= len(per_rank)
+        set_rng_state(per_rank[rank] if rank < len(per_rank) else per_rank[0])
         if new_rank:  # a rank the checkpoint did not have: its own stream, fixed by (step, rank)
             torch.manual_seed(torch.initial_seed() + 1000003 * rank + self.step)
         if saved_world != world:
@@ -172,9 +175,8 @@ class Trainer:
         into ``rng_per_rank`` beside the world size."""
         rngs = D.all_gather_objects(rng_state())
         if self.is_main:
-            state = {**self.state_dict(), "rng_per_rank": rngs, "world_size": D.world_size()}
             path = save_checkpoint(
-                self.run_dir / "checkpoints", self.step, state, self.cfg.keep_last
+                self.run_dir / "checkpoints", self.step, self.state_dict(rngs), self.cfg.keep_last
             )
             log.info("saved %s", path)
 
