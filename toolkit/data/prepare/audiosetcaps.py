@@ -36,9 +36,7 @@ from toolkit.data.cuts import caption_cut, clean_caption, clean_captions
 from toolkit.data.prepare.common import (
     SkipItem,
     find_audio,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
 )
@@ -309,16 +307,14 @@ def prepare_audiosetcaps(
             audio_dir = overrides.get(subset, root / "audio" / subset)
             yield from _items(subset, path, audio_dir, starts, heldout, split)
 
-    summaries = {
-        split: prepare_in_parts(
-            items(split),
-            fn,
-            manifest_path(output_dir, NAME, split),
-            item_id=lambda x: x["id"],
-            num_jobs=num_jobs,
-            min_duration=min_duration,
-            force=force,
-        )  # fmt: skip
-        for split in (("train", "dev") if heldout else ("train",))
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        NAME,
+        output_dir,
+        (("train", "dev") if heldout else ("train",)),
+        lambda split: items(split),
+        fn,
+        item_id=lambda x: x["id"],
+        num_jobs=num_jobs,
+        min_duration=min_duration,
+        force=force,
+    )

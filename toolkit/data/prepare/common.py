@@ -428,17 +428,43 @@ def prepare_fold_corpus(
     the CSV ``meta`` lists ``file_column``, ``fold`` and ``label_column``; audio is
     ``audio_dir/<file>`` (or ``audio_dir/fold<k>/<file>`` with ``fold_subdirs``). Writes
     ``<name>_cuts_fold{1..num_folds}`` with label ``sound_event`` and metadata ``fold``."""
+    return prepare_splits(
+        name,
+        output_dir,
+        [f"fold{k}" for k in range(1, num_folds + 1)],
+        lambda fold: _fold_items(
+            name, meta, int(fold[4:]), file_column, label_column, audio_dir, fold_subdirs
+        ),
+        _fold_clip_cut,
+        item_id=lambda x: x["file"],
+        num_jobs=num_jobs,
+        force=force,
+    )
+
+
+def prepare_splits(
+    name: str,
+    output_dir: Path | str,
+    splits: Iterable[str],
+    items: Callable[[str], Iterable[Any]],
+    fn: Callable[[Any], Any],
+    item_id: Callable[[Any], str],
+    **options: Any,
+) -> dict[str, CutSet]:
+    """:func:`prepare_in_parts` for each split in turn into ``<output_dir>/<name>_cuts_<split>``
+    (``items(split)`` is called when that split's turn comes, so listings stay streamed; the
+    progress bar reads ``<name> <split>``; ``options``: ``num_jobs``, ``min_duration``,
+    ``force``, ...). Returns the lazily opened manifests, ``{split: CutSet}``."""
     summaries = {
-        f"fold{k}": prepare_in_parts(
-            _fold_items(name, meta, k, file_column, label_column, audio_dir, fold_subdirs),
-            _fold_clip_cut,
-            manifest_path(output_dir, name, f"fold{k}"),
-            item_id=lambda x: x["file"],
-            num_jobs=num_jobs,
-            desc=f"{name} fold{k}",
-            force=force,
+        split: prepare_in_parts(
+            items(split),
+            fn,
+            manifest_path(output_dir, name, split),
+            item_id=item_id,
+            desc=f"{name} {split}",
+            **options,
         )
-        for k in range(1, num_folds + 1)
+        for split in splits
     }
     return lazy_manifests(summaries)
 

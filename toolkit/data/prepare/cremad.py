@@ -32,9 +32,7 @@ from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SkipItem,
     find_audio,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
 )
@@ -190,17 +188,13 @@ def prepare_cremad(
     gender = read_demographics(demo) if demo.is_file() else {}
     audio_dir = str(root / "AudioWAV")
     fractions = {"train": 1.0, "dev": dev_fraction, "test": test_fraction}
-    summaries = {
-        split: prepare_in_parts(
-            _items(stems, split, splits, gender, audio_dir),
-            _clip_cut,
-            manifest_path(output_dir, NAME, split),
-            item_id=lambda x: x["stem"],
-            num_jobs=num_jobs,
-            desc=f"{NAME} {split}",
-            force=force,
-        )
-        for split in SPLITS
-        if fractions[split] > 0
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        NAME,
+        output_dir,
+        [split for split in SPLITS if fractions[split] > 0],
+        lambda split: _items(stems, split, splits, gender, audio_dir),
+        _clip_cut,
+        item_id=lambda x: x["stem"],
+        num_jobs=num_jobs,
+        force=force,
+    )

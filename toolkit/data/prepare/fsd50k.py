@@ -27,9 +27,7 @@ from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SkipItem,
     find_audio,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
 )
@@ -117,17 +115,14 @@ def prepare_fsd50k(
         "dev": (dev_csv, root / dev_audio_dir),
         "test": (eval_csv, root / eval_audio_dir),
     }
-    summaries = {
-        split: prepare_in_parts(
-            _rows(csv_path, split, audio_dir),
-            _clip_cut,
-            manifest_path(output_dir, NAME, split),
-            item_id=lambda x: x["fname"],
-            num_jobs=num_jobs,
-            min_duration=min_duration,
-            desc=f"{NAME} {split}",
-            force=force,
-        )  # fmt: skip
-        for split, (csv_path, audio_dir) in sources.items()
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        NAME,
+        output_dir,
+        sources,
+        lambda split: _rows(sources[split][0], split, sources[split][1]),
+        _clip_cut,
+        item_id=lambda x: x["fname"],
+        num_jobs=num_jobs,
+        min_duration=min_duration,
+        force=force,
+    )

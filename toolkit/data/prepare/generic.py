@@ -38,9 +38,7 @@ from toolkit.data.cuts import DOMAINS, caption_cut, is_label_key
 from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
     SkipItem,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
     segment_times,
@@ -127,19 +125,17 @@ def _write_splits(
         max_duration=max_duration,
         segment_duration=segment_duration,
     )
-    summaries = {
-        split: prepare_in_parts(
-            items,
-            fn,
-            manifest_path(output_dir, name, split),
-            item_id=lambda x: str(x["path"]),
-            num_jobs=num_jobs,
-            min_duration=min_duration,
-            force=force,
-        )  # fmt: skip
-        for split, items in items_by_split.items()
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        name,
+        output_dir,
+        items_by_split,
+        lambda split: items_by_split[split],
+        fn,
+        item_id=lambda x: str(x["path"]),
+        num_jobs=num_jobs,
+        min_duration=min_duration,
+        force=force,
+    )
 
 
 def stratified_split(

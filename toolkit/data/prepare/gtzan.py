@@ -35,9 +35,7 @@ from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
     find_audio,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
 )
@@ -172,16 +170,13 @@ def prepare_gtzan(
                 for g in sorted(stems) for stem in stems[g] if assign[stem] == s]
             for s in SPLITS
         }  # fmt: skip
-    summaries = {
-        split: prepare_in_parts(
-            items[split],
-            _clip_cut,
-            manifest_path(output_dir, NAME, split),
-            item_id=lambda x: f"{x['genre']}/{x['stem']}",
-            num_jobs=num_jobs,
-            desc=f"{NAME} {split}",
-            force=force,
-        )  # fmt: skip
-        for split in SPLITS
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        NAME,
+        output_dir,
+        SPLITS,
+        lambda split: items[split],
+        _clip_cut,
+        item_id=lambda x: f"{x['genre']}/{x['stem']}",
+        num_jobs=num_jobs,
+        force=force,
+    )

@@ -43,9 +43,7 @@ from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SkipItem,
     find_audio,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
     segment_times,
@@ -267,16 +265,14 @@ def prepare_jamendomaxcaps(
     splits = (
         ["train"] + (["dev"] if dev_fraction > 0 else []) + (["test"] if test_fraction > 0 else [])
     )
-    summaries = {
-        split: prepare_in_parts(
-            _items(captions, meta, audio, split, dev_fraction, test_fraction),
-            fn,
-            manifest_path(output_dir, NAME, split),
-            item_id=lambda x: x["track"],
-            num_jobs=num_jobs,
-            min_duration=min_duration,
-            force=force,
-        )
-        for split in splits
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        NAME,
+        output_dir,
+        splits,
+        lambda split: _items(captions, meta, audio, split, dev_fraction, test_fraction),
+        fn,
+        item_id=lambda x: x["track"],
+        num_jobs=num_jobs,
+        min_duration=min_duration,
+        force=force,
+    )

@@ -32,9 +32,7 @@ from lhotse.cut import Cut
 from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SkipItem,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
 )
@@ -152,16 +150,13 @@ def prepare_magnatagatune(
     keep = select_tags(ann, top_k_tags)
     log.info("MagnaTagATune: %d tags kept: %s", len(keep), ", ".join(keep))
     audio = root / audio_dir
-    summaries = {
-        split: prepare_in_parts(
-            _rows(ann, split, keep, audio, audio_ext, drop_untagged),
-            _clip_cut,
-            manifest_path(output_dir, NAME, split),
-            item_id=lambda x: x["mp3_path"],
-            num_jobs=num_jobs,
-            desc=f"{NAME} {split}",
-            force=force,
-        )  # fmt: skip
-        for split in SPLITS
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        NAME,
+        output_dir,
+        SPLITS,
+        lambda split: _rows(ann, split, keep, audio, audio_ext, drop_untagged),
+        _clip_cut,
+        item_id=lambda x: x["mp3_path"],
+        num_jobs=num_jobs,
+        force=force,
+    )

@@ -34,9 +34,7 @@ from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SkipItem,
     find_audio,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
 )
@@ -193,16 +191,14 @@ def prepare_musiccaps(
     if not audio.is_dir():
         raise FileNotFoundError(f"MusicCaps audio folder {audio} not found (see --audio-dir)")
     fn = functools.partial(_checked_cut, clip_tolerance=clip_tolerance)
-    summaries = {
-        split: prepare_in_parts(
-            _rows(csv_path, audio, split),
-            fn,
-            manifest_path(output_dir, NAME, split),
-            item_id=lambda x: x["id"],
-            num_jobs=num_jobs,
-            min_duration=min_duration,
-            force=force,
-        )
-        for split in ("train", "test")
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        NAME,
+        output_dir,
+        ("train", "test"),
+        lambda split: _rows(csv_path, audio, split),
+        fn,
+        item_id=lambda x: x["id"],
+        num_jobs=num_jobs,
+        min_duration=min_duration,
+        force=force,
+    )

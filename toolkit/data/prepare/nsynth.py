@@ -37,9 +37,7 @@ from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SkipItem,
     find_audio,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
 )
@@ -182,16 +180,13 @@ def prepare_nsynth(
         log.warning(
             "NSynth: %s/examples.json not found; split %s skipped", SPLIT_DIRS[split], split
         )
-    summaries = {
-        split: prepare_in_parts(
-            _notes(split_dir, split),
-            _note_cut,
-            manifest_path(output_dir, NAME, split),
-            item_id=lambda x: x["note_str"],
-            num_jobs=num_jobs,
-            desc=f"{NAME} {split}",
-            force=force,
-        )  # fmt: skip
-        for split, split_dir in present.items()
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        NAME,
+        output_dir,
+        present,
+        lambda split: _notes(present[split], split),
+        _note_cut,
+        item_id=lambda x: x["note_str"],
+        num_jobs=num_jobs,
+        force=force,
+    )

@@ -38,9 +38,7 @@ from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
     SkipItem,
     find_audio,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
 )
@@ -302,16 +300,14 @@ def prepare_paraspeechcaps(
         if files[official]:
             groups.setdefault(split, []).append((official, files[official]))
     fn = functools.partial(_item_cut, fallback_extensions=fallback_extensions)
-    summaries = {
-        split: prepare_in_parts(
-            _train_items(g, roots),
-            fn,
-            manifest_path(output_dir, NAME, split),
-            item_id=lambda x: x["rel"] or x["id"],
-            num_jobs=num_jobs,
-            min_duration=min_duration,
-            force=force,
-        )
-        for split, g in groups.items()
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        NAME,
+        output_dir,
+        groups,
+        lambda split: _train_items(groups[split], roots),
+        fn,
+        item_id=lambda x: x["rel"] or x["id"],
+        num_jobs=num_jobs,
+        min_duration=min_duration,
+        force=force,
+    )

@@ -33,9 +33,7 @@ from lhotse.cut import Cut
 from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SkipItem,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
 )
@@ -207,16 +205,13 @@ def prepare_speechcommands(
         test_fraction=silence_test_fraction,
     )
     silence_key = f"silence dev={silence_dev_fraction} test={silence_test_fraction}"
-    summaries = {
-        split: prepare_in_parts(
-            _items(root, split, classes, silence_key),
-            fn,
-            manifest_path(output_dir, name, split),
-            item_id=lambda x: x["key"],
-            num_jobs=num_jobs,
-            desc=f"{name} {split}",
-            force=force,
-        )
-        for split in SPLITS
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        name,
+        output_dir,
+        SPLITS,
+        lambda split: _items(root, split, classes, silence_key),
+        fn,
+        item_id=lambda x: x["key"],
+        num_jobs=num_jobs,
+        force=force,
+    )

@@ -37,9 +37,7 @@ from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SkipItem,
     find_audio,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
 )
@@ -153,17 +151,14 @@ def prepare_vggsound(
     if not csv_path.is_file():
         raise FileNotFoundError(f"VGGSound csv {csv_path} not found (see docs/corpora/vggsound.md)")
     audio = root / audio_dir
-    summaries = {
-        split: prepare_in_parts(
-            _rows(csv_path, split, audio, dev_fraction),
-            _clip_cut,
-            manifest_path(output_dir, NAME, split),
-            item_id=lambda x: f"{x['ytid']}_{x['raw_start']}",
-            num_jobs=num_jobs,
-            min_duration=min_duration,
-            desc=f"{NAME} {split}",
-            force=force,
-        )  # fmt: skip
-        for split in SPLITS
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        NAME,
+        output_dir,
+        SPLITS,
+        lambda split: _rows(csv_path, split, audio, dev_fraction),
+        _clip_cut,
+        item_id=lambda x: f"{x['ytid']}_{x['raw_start']}",
+        num_jobs=num_jobs,
+        min_duration=min_duration,
+        force=force,
+    )

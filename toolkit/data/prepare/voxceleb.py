@@ -39,9 +39,7 @@ from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
     SkipItem,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
+    prepare_splits,
     read_recording,
     register_corpus,
 )
@@ -256,16 +254,13 @@ def prepare_voxceleb(
             for s in SPLITS
             if fractions[s] > 0
         }
-    summaries = {
-        split: prepare_in_parts(
-            it,
-            fn,
-            manifest_path(output_dir, name, split),
-            item_id=lambda x: x["orig_id"],
-            num_jobs=num_jobs,
-            desc=f"{name} {split}",
-            force=force,
-        )
-        for split, it in items.items()
-    }
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        name,
+        output_dir,
+        items,
+        lambda split: items[split],
+        fn,
+        item_id=lambda x: x["orig_id"],
+        num_jobs=num_jobs,
+        force=force,
+    )
