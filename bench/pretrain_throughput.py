@@ -371,7 +371,7 @@ def build_bench(
     )
     enc = model.encoder
     if encoder_batch_count != 0 and hasattr(enc, "batch_count"):
-        steady = int(5 * getattr(enc, "warmup_batches", 0))  # every schedule at its final value
+        steady = int(5 * getattr(enc, "warmup_batches", 0)) + 1  # every schedule value final
         enc.batch_count.fill_(steady if encoder_batch_count < 0 else encoder_batch_count)
     trainer = Trainer(model, optimizer, scheduler, [], None, tcfg, run_dir, device)
     model.train()
@@ -928,8 +928,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile-dynamic",
         choices=("auto", "true", "false"),
         default="auto",
-        help="torch.compile(dynamic=None/True/False); auto lets dynamo mark changing values "
-        "dynamic after one recompile (false recompiles for every new encoder schedule value)",
+        help="torch.compile(dynamic=None/True/False); auto lets dynamo mark changing shapes "
+        "dynamic after one recompile",
     )
     p.add_argument(
         "--compile-on-cpu", action="store_true", help="run compiled modes on a CPU (slow)"

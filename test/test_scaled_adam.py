@@ -150,7 +150,8 @@ def test_update_is_proportional_to_parameter_rms():
     assert float(scalar.detach()) == pytest.approx(-0.1 * 0.1 * 0.1, rel=1e-4)
 
 
-def test_state_dict_round_trip_gives_identical_next_steps():
+@pytest.mark.parametrize("foreach", [False, True])
+def test_state_dict_round_trip_gives_identical_next_steps(foreach):
     """Save after 7 steps, continue 9 more; a fresh optimiser loaded from the saved state must
     produce the very same parameters (crosses clipping and size-update periods)."""
     torch.manual_seed(0)
@@ -166,7 +167,7 @@ def test_state_dict_round_trip_gives_identical_next_steps():
             _regression_loss(model, x, y).backward()
             opt.step()
 
-    kw = dict(lr=0.05, clipping_update_period=3, size_update_period=2)
+    kw = dict(lr=0.05, clipping_update_period=3, size_update_period=2, foreach=foreach)
     model = make()
     opt = ScaledAdam(model.parameters(), **kw)
     run(model, opt, 7)
@@ -239,3 +240,102 @@ def test_zipformer_with_scaled_adam_resumes_bit_exactly():
     assert int(enc2.batch_count) == 7
     for a, b in zip(enc.parameters(), enc2.parameters()):
         assert torch.equal(a, b)
+
+
+def _mixed_params() -> list[nn.Parameter]:
+    """Matrices, vectors, scalars, one tensor below param_min_rms, one far above its max."""
+    torch.manual_seed(4)
+    return [
+        nn.Parameter(torch.randn(6, 5)),
+        nn.Parameter(torch.randn(7) * 0.1),
+        nn.Parameter(torch.tensor(0.5)),
+        nn.Parameter(torch.randn(3, 4, 2)),
+        nn.Parameter(torch.full((4,), 1e-7)),  # RMS < param_min_rms: may only grow
+        nn.Parameter(torch.tensor([-2.0])),  # one element: a scalar
+        nn.Parameter(torch.randn(5, 5) * 4.0),  # RMS > param_max_rms
+    ]
+
+
+def _run_mixed(foreach: bool, steps: int, state: dict | None = None, start: int = 0):
+    params = _mixed_params()
+    kw = dict(lr=0.05, clipping_update_period=3, size_update_period=2, param_max_rms=2.0)
+    opt = ScaledAdam(params, foreach=foreach, **kw)
+    if state is not None:
+        for p, v in zip(params, state["params"]):
+            p.data.copy_(v)
+        opt.load_state_dict(copy.deepcopy(state["opt"]))
+    factors = []
+    for i in range(start, start + steps):
+        g = torch.Generator().manual_seed(100 + i)
+        for j, p in enumerate(params):
+            # the 4th tensor has no gradient every third step; step 9 is a gradient spike
+            skip = j == 3 and i % 3 == 2
+            p.grad = None if skip else torch.randn(p.shape, generator=g) * (50 if i == 9 else 1)
+        opt.step()
+        factors.append(opt.last_clip_factor)
+    saved = {"params": [p.detach().clone() for p in params], "opt": opt.state_dict()}
+    return params, factors, saved
+
+
+def test_foreach_equals_the_per_tensor_reference():
+    """The flat-buffer implementation follows the per-tensor loop over 16 steps that cross
+    clipping and size-update periods, clip a spike, skip a gradient-less tensor and hit both
+    RMS limits; only the summation order differs (float32 rounding)."""
+    ref, ref_f, _ = _run_mixed(False, 16)
+    new, new_f, _ = _run_mixed(True, 16)
+    assert min(ref_f) < 0.2  # the spike was clipped
+    assert new_f == pytest.approx(ref_f, rel=1e-5)
+    for a, b in zip(ref, new):
+        torch.testing.assert_close(b.detach(), a.detach(), rtol=1e-4, atol=1e-5)
+    assert float(ref[4].detach().pow(2).mean().sqrt()) > 1e-7  # the tiny tensor grew
+    assert float(ref[6].detach().pow(2).mean().sqrt()) <= 2.0 + 1e-4  # the big one was held
+
+
+def test_checkpoints_move_between_foreach_and_reference():
+    """Per-parameter state keys are the same (views into flat buffers with foreach): a state
+    saved by one implementation continues in the other as in itself."""
+    for first, second in ((True, False), (False, True)):
+        _, _, saved = _run_mixed(first, 7)
+        cont, _, _ = _run_mixed(second, 6, state=saved, start=7)
+        same, _, _ = _run_mixed(first, 6, state=saved, start=7)
+        for a, b in zip(same, cont):
+            torch.testing.assert_close(b.detach(), a.detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_foreach_step_does_not_read_the_device():
+    """No host sync inside step() between clipping-period boundaries (no `_local_scalar_dense`:
+    each one stalls a CUDA stream) and an operator count that does not grow with the number of
+    tensors (views excluded: they launch nothing)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not func.is_view and func.__name__ != "detach.default":  # views launch nothing
+                self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    def ops_per_step(n_tensors: int, foreach: bool) -> tuple[int, int]:
+        params = [nn.Parameter(torch.randn(8, 3)) for _ in range(n_tensors)]
+        opt = ScaledAdam(params, foreach=foreach, clipping_update_period=50)
+        for step in range(60):  # past the first clipping period
+            for p in params:
+                p.grad = torch.randn(8, 3)
+            if step == 56:  # not a period boundary of either schedule
+                with Count() as c:
+                    opt.step()
+            else:
+                opt.step()
+        syncs = sum("_local_scalar_dense" in o for o in c.ops)
+        return len(c.ops), syncs
+
+    few, few_syncs = ops_per_step(4, True)
+    many, many_syncs = ops_per_step(64, True)
+    assert few_syncs == many_syncs == 0
+    ref_many, ref_syncs = ops_per_step(64, False)
+    assert ref_syncs > 0  # the reference reads the clipping factor on the host
+    assert many == few  # flat buffers: 64 tensors cost what 4 cost
+    assert ref_many > 10 * many

@@ -259,3 +259,62 @@ def test_describe_with_include_and_frontend(tmp_path):
     assert d["frontend"].output_dim == 64 and d["output_dim"] == 32
     assert d["output_frames"] == expected_out_len(d["input_frames"])
     assert d["total_params"] == n_params(d["frontend"]) + n_params(d["encoder"])
+
+
+def test_schedule_position_is_read_from_the_device_once():
+    """The regulariser schedules advance on a host copy of ``batch_count``: after the first
+    forward no step reads a device scalar (each read stalls a CUDA stream); loading a state
+    dict makes the next forward read the loaded count."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountReads(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.reads = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.reads += "_local_scalar_dense" in func.__name__
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    enc = ZipformerEncoder(40, warmup_batches=2.0, **TINY).train()
+    x, lens = torch.randn(2, 60, 40), torch.tensor([60, 48])
+    enc(x, lens)
+    with CountReads() as c:
+        for _ in range(6):  # across the layer-skip, module-skip and scale_min milestones
+            enc(x, lens)
+    assert c.reads == 0 and int(enc.batch_count) == 7
+    other = ZipformerEncoder(40, warmup_batches=2.0, **TINY).train()
+    other(x, lens)  # its own position: 1
+    other.load_state_dict(enc.state_dict())
+    other(x, lens)
+    assert int(other.batch_count) == 8
+
+
+def test_compiled_encoder_keeps_four_graphs_through_the_warmup():
+    """Under torch.compile the schedules cost one graph break and a new graph only when a
+    ramp reaches its final value (layer skips at warmup_batches, module skip at 4×, scale_min at
+    5×): 4 graphs over a run, never one per step (which used to exhaust dynamo's recompile
+    limit within 8 steps and fall back to eager). Same outputs as the eager module."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    enc = ZipformerEncoder(40, warmup_batches=2.0, **TINY).train()
+    ref = ZipformerEncoder(40, warmup_batches=2.0, **TINY).train()
+    ref.load_state_dict(enc.state_dict())
+    compiled = torch.compile(enc, backend="eager")
+    x, lens = torch.randn(2, 60, 40), torch.tensor([60, 48])
+    for step in range(14):  # t = 0 … 13: past 5 × warmup_batches
+        torch.manual_seed(step)
+        y, _ = compiled(x, lens)
+        torch.manual_seed(step)
+        y_ref, _ = ref(x, lens)
+        torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    graphs = counters["stats"]["unique_graphs"]
+    breaks = sum(counters["graph_break"].values())
+    torch._dynamo.reset()
+    assert breaks == 1  # the host-side schedule call
+    assert graphs <= 5  # before the break + 4 versions of the rest

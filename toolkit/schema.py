@@ -58,6 +58,8 @@ class TrainConfig:
     max_bad_steps: int = 5  # consecutive non-finite losses before aborting
     num_threads: int | None = None  # torch intra-op threads on CPU (None: torch default)
     progress: bool = True  # tqdm progress bar
+    compile: bool = False  # torch.compile the encoder and the objective (in place; same keys)
+    compile_backend: str = "inductor"  # torch.compile backend ("eager": trace only, for checks)
 
 
 @dataclass

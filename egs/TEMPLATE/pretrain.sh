@@ -38,6 +38,9 @@ tag_config=conf/tagging.yaml   # config file(s) of the supervised (tagging) stag
 tag_exp_dir=""          # default: ${exp_dir}_tagging
 tag_args=""             # extra key=value overrides for the tagging stage
 python=${PYTHON:-python3}
+launcher=""             # stage 4 training command instead of $python, e.g. (docs/training.md)
+                        #   "torchrun --standalone --nproc-per-node 8"          (one node, 8 GPUs)
+                        #   "srun --ntasks-per-node 1 $root/utils/slurm_torchrun.sh"  (SLURM nodes)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -104,7 +107,7 @@ if run_stage 4 && [ "$init" = supervised ]; then
   if done_or_forced "$tag_exp_dir/model.pt"; then
     [ "$force" = true ] && rm -rf "$tag_exp_dir"
     log 4 "supervised (tagging) pretraining → $tag_exp_dir"
-    $python -m toolkit.bin.train "${tag_cfg_args[@]}" --exp-dir "$tag_exp_dir" --resume "${paths[@]}" \
+    ${launcher:-$python} -m toolkit.bin.train "${tag_cfg_args[@]}" --exp-dir "$tag_exp_dir" --resume "${paths[@]}" \
       objective.vocab="$data_dir/labels.txt" $tag_args
   else
     log 4 "skip: $tag_exp_dir/model.pt exists"
@@ -118,7 +121,7 @@ if run_stage 4; then
   if done_or_forced "$exp_dir/model.pt"; then
     [ "$force" = true ] && rm -rf "$exp_dir"
     log 4 "pretrain → $exp_dir (resumes if interrupted)"
-    $python -m toolkit.bin.train "${cfg_args[@]}" --exp-dir "$exp_dir" --resume "${paths[@]}" \
+    ${launcher:-$python} -m toolkit.bin.train "${cfg_args[@]}" --exp-dir "$exp_dir" --resume "${paths[@]}" \
       "${init_args[@]}" $train_args
   else
     log 4 "skip: $exp_dir/model.pt exists"

@@ -34,6 +34,7 @@ eval_tasks=""          # downstream task configs evaluated for every cell (pretr
 report=true
 nj=2
 python=${PYTHON:-python3}
+launcher=""            # training command of every cell (pretrain.sh --launcher, docs/training.md)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../../utils/parse_options.sh"
@@ -68,6 +69,7 @@ for obj in $objectives; do
           cells+=("$cell")
           log "cell $cell"
           "$here/pretrain.sh" --stage 4 --stop-stage 5 --data-dir "$data_dir" --exp-dir "$cell" \
+            --launcher "$launcher" \
             --config "$cfg" --init "$init_flag" --tag-config "$tag_config" \
             --tag-exp-dir "$study_dir/tagging" --tag-args "$tag_args" --nj "$nj" \
             --train-args "data.train=$train seed=$seed tags.objective=$obj tags.fraction=$frac tags.init=$init tags.source_set=$set $init_args $train_args" \

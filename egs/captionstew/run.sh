@@ -29,6 +29,9 @@ exp_dir=exp/contrastive
 config=conf/pretrain.yaml
 vocab_size=5000
 train_args=""
+launcher=""           # training command instead of python (docs/training.md): e.g.
+                      # "torchrun --standalone --nproc-per-node 8" or
+                      # "srun --ntasks-per-node 1 $PWD/../../utils/slurm_torchrun.sh"
 eval_args=""
 eval_tasks=""         # downstream task configs evaluated in stage 5, e.g. "conf/tasks/*.yaml"
 init=none
@@ -98,10 +101,10 @@ if [ -n "$objectives" ]; then
     ../TEMPLATE/study.sh --objectives "$objectives" --fractions "$grid_fractions" \
       --inits "$inits" --seeds "$seeds" --source-sets "$source_sets" --subset-dir "$agg" \
       --data-dir "$data" --study-dir "$study_dir" --config-pattern "$config_pattern" \
-      --tag-config "$tag_config" --tag-args "$tag_args" --init-checkpoint "$init_checkpoint" \
+      --tag-config "$tag_config" --tag-args "$tag_args" --launcher "$launcher" --init-checkpoint "$init_checkpoint" \
       --init-key-map "$init_key_map" --train-args "$study_args $train_args" \
       --eval-args "$eval_args" --eval-config "$study_eval_config" \
-      --eval-tasks "$(echo $eval_tasks)" --nj "$nj"
+      --eval-tasks "$(echo $eval_tasks)" --nj "$nj" --launcher "$launcher"
   fi
   exit 0
 fi
@@ -111,4 +114,4 @@ fi
   --test-manifests "$agg/cuts_test.jsonl.gz" --data-dir "$data_dir" --exp-dir "$exp_dir" \
   --config "$config" --vocab-size "$vocab_size" --nj "$nj" --train-args "$train_args" \
   --eval-args "$eval_args" --eval-tasks "$(echo $eval_tasks)" --init "$init" \
-  --tag-config "$tag_config" --tag-args "$tag_args"
+  --tag-config "$tag_config" --tag-args "$tag_args" --launcher "$launcher"

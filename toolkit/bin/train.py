@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         optimizer=optimizer,
         total_steps=tcfg.max_steps,
     )
+    if tcfg.compile:  # in place: parameter names and checkpoints stay those of the eager model
+        model.encoder.compile(backend=tcfg.compile_backend)
+        model.objective.compile(backend=tcfg.compile_backend)
+        log.info("torch.compile (%s): encoder and objective", tcfg.compile_backend)
     ddp_model: torch.nn.Module = model
     if D.is_distributed():
         ddp_model = torch.nn.parallel.DistributedDataParallel(

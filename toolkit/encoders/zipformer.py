@@ -12,7 +12,7 @@ and the size presets are documented in docs/encoders/zipformer.md.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -78,9 +78,10 @@ PER_STACK = (
 )
 
 
-def _seq_mask(x: Tensor, rate: float, training: bool) -> Tensor | None:
-    """``(B, 1, 1)`` 0/1 mask dropping whole sequences with probability ``rate`` (training)."""
-    if not training or rate <= 0.0:
+def _seq_mask(x: Tensor, rate: float | Tensor, training: bool) -> Tensor | None:
+    """``(B, 1, 1)`` 0/1 mask dropping whole sequences with probability ``rate`` (training;
+    a float or a 0-d tensor)."""
+    if not training or (not isinstance(rate, Tensor) and rate <= 0.0):
         return None
     return (torch.rand(x.shape[0], 1, 1, device=x.device) >= rate).to(x.dtype)
 
@@ -126,12 +127,13 @@ class ZipformerLayer(nn.Module):
         self,
         x: Tensor,
         valid: Tensor,
-        module_skip: float = 0.0,
-        layer_skip: float = 0.0,
-        scale_min: float = 0.2,
+        module_skip: float | Tensor = 0.0,
+        layer_skip: float | Tensor = 0.0,
+        scale_min: float | Tensor = 0.2,
     ) -> Tensor:
         """x ``(B, T, D)``, valid ``(B, T)``; ``module_skip`` drops the attention/convolution
-        modules and ``layer_skip`` the whole layer for random sequences (training only)."""
+        modules and ``layer_skip`` the whole layer for random sequences (training only); rates
+        are floats or 0-d tensors."""
         x_orig = x
         w = self.attn_weights(x, valid)  # (B, H, T, T)
         attn_keep = _seq_mask(x, module_skip, self.training)
@@ -174,9 +176,9 @@ class ZipformerStack(nn.Module):
         x: Tensor,
         lens: Tensor,
         feature_mask: Tensor | None,
-        layer_skip: list[float],
-        module_skip: float,
-        scale_min: float,
+        layer_skip: list[float] | Tensor,
+        module_skip: float | Tensor,
+        scale_min: float | Tensor,
     ) -> Tensor:
         x_orig = x
         if self.downsample is not None:
@@ -193,6 +195,11 @@ class ZipformerStack(nn.Module):
         if self.out_combiner is None:
             return x
         return self.out_combiner(x_orig, upsample(x, self.factor, x_orig.shape[1]), scale_min)
+
+
+def _forget_position(module: nn.Module, incompatible_keys: Any) -> None:
+    """After ``load_state_dict``: the next forward reads ``batch_count`` again."""
+    module._position = None
 
 
 def resolve_config(size: str, overrides: dict[str, int | list[int] | None]) -> dict:
@@ -311,6 +318,8 @@ class ZipformerEncoder(nn.Module):
         self.feature_mask_prob = feature_mask_prob
         self.warmup_batches = warmup_batches
         self.register_buffer("batch_count", torch.zeros((), dtype=torch.long))
+        self._position: int | None = None  # host copy of batch_count (see _schedule)
+        self.register_load_state_dict_post_hook(_forget_position)
 
     # ------------------------------------------------------------------ schedules
     def _layer_skip(self, i: int, t: float) -> list[float]:
@@ -357,23 +366,46 @@ class ZipformerEncoder(nn.Module):
                 cur = out.shape[-1]
         return torch.cat(pieces, dim=-1)
 
-    def forward(self, features: Tensor, feature_lens: Tensor) -> tuple[Tensor, Tensor]:
-        """features ``(B, T, F)``, feature_lens ``(B,)`` → hidden ``(B, T', D)``, lens ``(B,)``."""
-        t = float(self.batch_count)
+    @torch.compiler.disable
+    def _schedule(self, device: torch.device) -> tuple[Any, Any, list[Any]]:
+        """``(module_skip, scale_min, per-stack layer skips)`` at the current position; in
+        training the position advances. The position is kept on the host (``batch_count`` is
+        read once after construction or loading, then only written), so no step waits for the
+        device. In training, a group whose ramp is still moving is returned as a device tensor
+        (layer skips until ``warmup_batches``, module skip until 4×, ``scale_min`` until 5×) and
+        a final value as a float: a compiled encoder sees four graph versions over a run
+        instead of one per step. Runs outside ``torch.compile`` (one graph break)."""
+        if self._position is None:
+            self._position = int(self.batch_count)
+        t = float(self._position)
         if self.training:
-            self.batch_count += 1
+            self._position += 1
+            self.batch_count.fill_(self._position)
         w = self.warmup_batches
-        module_skip = ramp(
+        module_skip: Any = ramp(
             t, ((0.0, self.module_skip_rate), (w, self.module_skip_rate / 4), (4 * w, 0.0))
         )
-        scale_min = ramp(t, ((0.0, 0.9), (5 * w, 0.2)))
+        scale_min: Any = ramp(t, ((0.0, 0.9), (5 * w, 0.2)))
+        layer_skip: list[Any] = [self._layer_skip(i, t) for i in range(len(self.stacks))]
+        if self.training:
+            if t <= w:  # (at a ramp's end its value may differ from the final one by rounding)
+                flat = torch.tensor(sum(layer_skip, []), device=device)
+                layer_skip = list(flat.split([len(v) for v in layer_skip]))
+            if t <= 4 * w and module_skip != 0.0:  # a zero rate draws no random numbers
+                module_skip = torch.tensor(module_skip, device=device)
+            if t <= 5 * w:
+                scale_min = torch.tensor(scale_min, device=device)
+        return module_skip, scale_min, layer_skip
 
+    def forward(self, features: Tensor, feature_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """features ``(B, T, F)``, feature_lens ``(B,)`` → hidden ``(B, T', D)``, lens ``(B,)``."""
+        module_skip, scale_min, layer_skip = self._schedule(features.device)
         x, lens = self.embed(features, feature_lens)  # 50 frames/s
         masks = self._feature_masks(x)
         outputs = []
         for i, stack in enumerate(self.stacks):
             x = convert_channels(x, self.cfg["encoder_dim"][i])
-            x = stack(x, lens, masks[i], self._layer_skip(i, t), module_skip, scale_min)
+            x = stack(x, lens, masks[i], layer_skip[i], module_skip, scale_min)
             outputs.append(x)
         x, lens = self.downsample_output(self._full_dim_output(outputs), lens)  # 25 frames/s
         if self.proj is not None:

@@ -100,11 +100,19 @@ class Bypass(nn.Module):
         self.scale = nn.Parameter(torch.full((dim,), 0.5))
 
     def forward(
-        self, x_orig: Tensor, x: Tensor, scale_min: float = 0.2, skip_rate: float = 0.0
+        self,
+        x_orig: Tensor,
+        x: Tensor,
+        scale_min: float | Tensor = 0.2,
+        skip_rate: float | Tensor = 0.0,
     ) -> Tensor:
-        """x_orig, x ``(B, T, D)`` → ``(B, T, D)``."""
-        c = self.scale.clamp(min=scale_min, max=1.0)
-        if self.training and skip_rate > 0.0:
+        """x_orig, x ``(B, T, D)`` → ``(B, T, D)``; ``scale_min`` / ``skip_rate`` floats or 0-d
+        tensors."""
+        if isinstance(scale_min, Tensor):  # both bounds tensors: the same clamp, no host read
+            c = self.scale.clamp(min=scale_min, max=torch.ones_like(scale_min))
+        else:
+            c = self.scale.clamp(min=scale_min, max=1.0)
+        if self.training and (isinstance(skip_rate, Tensor) or skip_rate > 0.0):
             keep = torch.rand(x.shape[0], 1, 1, device=x.device) >= skip_rate
             c = c * keep.to(c.dtype)
         return x_orig + (x - x_orig) * c

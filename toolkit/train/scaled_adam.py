@@ -19,12 +19,29 @@ For a tensor ``θ`` (more than one element) with ``r = max(RMS(θ), param_min_rm
 No weight decay: the learned scale replaces it. All state lives in ``optimizer.state`` (the
 clipping history in the state of each group's first parameter), so ``state_dict`` round trips
 give bit-identical next steps.
+
+Two implementations of the same update (``foreach``):
+
+* ``True`` (default on CUDA): flat buffers. The parameters of a group that share device, dtype
+  and step count are concatenated; per-tensor sums and factors are one operation per run of
+  equal-size tensors viewed as ``(n, numel)``. A step dispatches 176 operators for the 920
+  tensors of Zipformer-M + BERT-base (the loop: 16,483; on a GPU each is a kernel launch) and
+  never waits for the device: the clipping factor stays a tensor, and whether it fell below 0.1
+  is read once per clipping period.
+* ``False`` (default elsewhere): a loop over tensors, the readable reference the tests compare
+  against; two host syncs per step. On a CPU it is the faster one (each tensor's ops run while
+  it is in cache): 0.88 s against 1.10 s per step for those 176 M parameters on 2 cores
+  (``bench/optimizer_step.py``).
+
+Both keep the same per-parameter state keys (with flat buffers they are views into them), so
+checkpoints move between the two.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -50,6 +67,7 @@ class ScaledAdam(torch.optim.Optimizer):
         param_max_rms: float = 3.0,
         scalar_max: float = 10.0,
         size_update_period: int = 4,
+        foreach: bool | None = None,
     ) -> None:
         if lr < 0:
             raise ValueError(f"scaled_adam: lr must be >= 0, got {lr}")
@@ -68,9 +86,21 @@ class ScaledAdam(torch.optim.Optimizer):
             param_max_rms=param_max_rms,
             scalar_max=scalar_max,
             size_update_period=size_update_period,
+            foreach=foreach,
         )
         super().__init__(params, defaults)
-        self.last_clip_factor = 1.0  # factor applied to the gradients in the last step()
+        self._last_factor: float | Tensor = 1.0
+        # foreach: per group (by id), the flat buckets keyed by their parameters' ids
+        self._flat: dict[int, dict[tuple[int, ...], _FlatBucket]] = {}
+
+    @property
+    def last_clip_factor(self) -> float:
+        """Factor applied to the gradients in the last ``step()`` (reading it syncs the device)."""
+        return float(self._last_factor)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._flat = {}  # the state tensors are new: flat buffers are rebuilt from them
 
     # ------------------------------------------------------------------ clipping
     def _clip_factor(self, group: dict, params: list[Tensor]) -> float:
@@ -123,8 +153,14 @@ class ScaledAdam(torch.optim.Optimizer):
             for p in params:
                 if p.grad.is_sparse:
                     raise RuntimeError("scaled_adam does not support sparse gradients")
+            foreach = group.get("foreach")
+            if foreach is None:  # auto: flat buffers where kernel launches cost (CUDA)
+                foreach = bool(params) and all(p.device.type == "cuda" for p in params)
+            if foreach:
+                self._foreach_group_step(group, params)
+                continue
             factor = self._clip_factor(group, params)
-            self.last_clip_factor = factor
+            self._last_factor = factor
             for p in params:
                 grad = p.grad if factor == 1.0 else p.grad * factor
                 self._update(group, p, grad, self.state[p])
@@ -181,6 +217,208 @@ class ScaledAdam(torch.optim.Optimizer):
         scale_step = torch.minimum(scale_step, (group["param_max_rms"] - rms) / rms)
         st["delta"].add_(p * scale_step, alpha=1 - beta1)
 
+    # ------------------------------------------------------------------ foreach (flat buffers)
+    def _buckets(self, group: dict, params: list[Tensor]) -> list[_FlatBucket]:
+        """The group's parameters with gradients, split by (device, dtype, tensor/scalar, step);
+        state created or re-flattened where the cached buffers do not hold the same split."""
+        split: dict[tuple, list[Tensor]] = {}
+        for p in params:
+            key = (p.device, p.dtype, p.numel() > 1, self.state[p].get("step", 0))
+            split.setdefault(key, []).append(p)
+        cache = self._flat.setdefault(id(group), {})
+        buckets = {}
+        for (_, _, tensors, _), ps in split.items():
+            ids = tuple(id(p) for p in ps)
+            b = cache.get(ids)
+            buckets[ids] = b if b is not None else _FlatBucket.build(ps, self.state, group, tensors)
+        self._flat[id(group)] = buckets  # parameters left out keep views of the old buffers
+        return list(buckets.values())
+
+    def _foreach_clip_factor(self, group: dict, buckets: list[_FlatBucket]) -> Tensor | None:
+        """As ``_clip_factor`` without host syncs: ``None`` (no scaling) or a 0-d tensor."""
+        scale = group["clipping_scale"]
+        gstate = self.state[group["params"][0]]
+        step = gstate.setdefault("group_step", 0)
+        gstate["group_step"] = step + 1
+        if scale is None or not buckets:
+            return None
+        period = group["clipping_update_period"]
+        sq = []
+        for b in buckets:
+            norms = torch.stack(torch._foreach_norm([p.grad for p in b.params])).float()
+            if b.rms is not None:
+                norms = norms * b.rms.float()
+            sq.append(norms.pow(2).sum())
+        norm = torch.stack(sq).sum().sqrt()
+        if "norm_history" not in gstate:
+            gstate["norm_history"] = torch.zeros(period, device=norm.device)
+            gstate["clip_threshold"] = torch.zeros((), device=norm.device)
+        if "factor_history" not in gstate:
+            gstate["factor_history"] = torch.ones(period, device=norm.device)
+        gstate["norm_history"][step % period] = norm
+        if step + 1 < period:
+            return None
+        if (step + 1) % period == 0:  # a full period of norms: re-estimate the threshold
+            self._warn_strong_clipping(gstate["factor_history"], period)
+            gstate["clip_threshold"] = scale * gstate["norm_history"].median()
+        factor = (gstate["clip_threshold"] / (norm + 1e-20)).clamp(max=1.0)
+        gstate["factor_history"][step % period] = factor
+        return factor
+
+    @staticmethod
+    def _warn_strong_clipping(factors: Tensor, period: int) -> None:
+        """One host sync per clipping period: warn if gradients were scaled below 0.1."""
+        low = int((factors < 0.1).sum())
+        if low:
+            log.warning(
+                "scaled_adam: gradients scaled by < 0.1 in %d of the last %d steps (min %.3g)",
+                low,
+                period,
+                float(factors.min()),
+            )
+        factors.fill_(1.0)
+
+    def _foreach_group_step(self, group: dict, params: list[Tensor]) -> None:
+        buckets = self._buckets(group, params)
+        factor = self._foreach_clip_factor(group, buckets)
+        self._last_factor = 1.0 if factor is None else factor
+        beta1, beta2 = group["betas"]
+        lr, eps = group["lr"], group["eps"]
+        for b in buckets:
+            step = self.state[b.params[0]].get("step", 0)
+            g = torch.cat([p.grad.reshape(-1) for p in b.params])
+            if g.dtype != b.delta.dtype:
+                g = g.to(b.delta.dtype)
+            if factor is not None:
+                g.mul_(factor.to(g.dtype))
+            b.delta.mul_(beta1)
+            b.exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = b.exp_avg_sq.div(1 - beta2 ** (step + 1)).sqrt_().add_(eps)
+            if b.rms is None:  # scalars: plain Adam-normalised steps
+                b.delta.addcdiv_(g, denom, value=-lr * group["scalar_lr_scale"] * (1 - beta1))
+                torch._foreach_add_(b.params, b.delta_views)
+                torch._foreach_clamp_min_(b.params, -group["scalar_max"])
+                torch._foreach_clamp_max_(b.params, group["scalar_max"])
+            else:
+                self._flat_tensor_update(group, b, g, denom, step)
+                torch._foreach_add_(b.params, b.delta_views)
+            for p in b.params:
+                self.state[p]["step"] = step + 1
+
+    def _flat_tensor_update(
+        self, group: dict, b: _FlatBucket, g: Tensor, denom: Tensor, step: int
+    ) -> None:
+        """``_update`` + ``_scale_update`` for every (non-scalar) tensor of ``b`` at once:
+        updates ``b.delta`` (the parameters are not touched here)."""
+        beta1, beta2 = group["betas"]
+        period = group["size_update_period"]
+        x = torch.cat([p.detach().reshape(-1) for p in b.params])
+        b.scale_grads[:, step % period] = b.segment_sum(x * g)
+        if step % period == period - 1:
+            b.rms.copy_(b.segment_sum(x * x).div_(b.numels).sqrt_())
+            if step > 0:
+                beta2p = beta2**period
+                b.scale_exp_avg_sq.mul_(beta2p).add_(b.scale_grads.pow(2).mean(1), alpha=1 - beta2p)
+                n = (step + 1) // period
+                v_hat = b.scale_exp_avg_sq / (1 - beta2p**n)
+                lr = group["lr"] * group["scalar_lr_scale"]
+                scale_step = -lr * b.scale_grads.sum(1) / (v_hat.sqrt() + group["eps"])
+                rms = b.rms
+                scale_step = torch.where(
+                    rms < group["param_min_rms"], scale_step.clamp(min=0.0), scale_step
+                )
+                scale_step = torch.minimum(scale_step, (group["param_max_rms"] - rms) / rms)
+                b.delta.add_(b.mul_per_param_(x, scale_step), alpha=1 - beta1)
+        del x
+        rms = b.rms.clamp(min=group["param_min_rms"])
+        b.delta.addcdiv_(b.mul_per_param_(g, rms), denom, value=-group["lr"] * (1 - beta1))
+
+
+@dataclass
+class _FlatBucket:
+    """Flat optimiser state of parameters sharing device, dtype and step count. The
+    per-parameter entries of ``optimizer.state`` are views into these buffers."""
+
+    params: list[Tensor]
+    ids: tuple[int, ...]  # in the order the optimiser met them (``params`` is sorted by size)
+    lengths: list[int]
+    runs: list[tuple[int, int, int, int, int]]  # (first elem, end elem, first param, end, numel)
+    numels: Tensor  # (N,) float
+    delta: Tensor  # (total,)
+    exp_avg_sq: Tensor  # (total,)
+    delta_views: list[Tensor]  # ``delta`` split and shaped like ``params``
+    rms: Tensor | None  # (N,) tensors only
+    scale_grads: Tensor | None  # (N, size_update_period)
+    scale_exp_avg_sq: Tensor | None  # (N,)
+
+    @classmethod
+    def build(cls, params: list[Tensor], state: dict, group: dict, tensors: bool) -> _FlatBucket:
+        """Concatenate existing per-parameter state (zeros / the current RMS where there is
+        none yet) and point the per-parameter entries at the new buffers."""
+        like = _like(params[0])
+        ids = tuple(id(p) for p in params)
+        params = sorted(params, key=lambda p: p.numel())  # equal sizes side by side
+        lengths = [p.numel() for p in params]
+        numels = torch.tensor(lengths, device=like["device"], dtype=like["dtype"])
+        period = group["size_update_period"]
+
+        def cat(key: str, shape: tuple[int, ...], init) -> Tensor:
+            parts = []
+            for p in params:
+                st = state[p]
+                v = st[key] if key in st else init(p)
+                parts.append(v.reshape(shape) if shape else v.reshape(-1))
+            return torch.cat(parts).to(**like)
+
+        fresh = [p for p in params if "delta" not in state[p]]
+        delta = cat("delta", (), torch.zeros_like)
+        exp_avg_sq = cat("exp_avg_sq", (), torch.zeros_like)
+        rms = scale_grads = scale_v = None
+        if tensors:
+            rms = cat("param_rms", (1,), lambda p: p.detach().pow(2).mean().sqrt())
+            scale_grads = cat("scale_grads", (1, period), lambda p: torch.zeros(period, **like))
+            scale_v = cat("scale_exp_avg_sq", (1,), lambda p: torch.zeros((), **like))
+        runs, start, first = [], 0, 0
+        for i in range(1, len(params) + 1):
+            if i == len(params) or lengths[i] != lengths[first]:
+                end = start + (i - first) * lengths[first]
+                runs.append((start, end, first, i, lengths[first]))
+                start, first = end, i
+        b = cls(
+            params=params,
+            ids=ids,
+            lengths=lengths,
+            runs=runs,
+            numels=numels,
+            delta=delta,
+            exp_avg_sq=exp_avg_sq,
+            delta_views=[d.view_as(p) for d, p in zip(delta.split(lengths), params)],
+            rms=rms,
+            scale_grads=scale_grads,
+            scale_exp_avg_sq=scale_v,
+        )
+        for p in fresh:
+            state[p]["step"] = 0
+        for i, (p, d, v) in enumerate(zip(params, delta.split(lengths), exp_avg_sq.split(lengths))):
+            st = state[p]
+            st["delta"], st["exp_avg_sq"] = d.view_as(p), v.view_as(p)
+            if tensors:
+                st["param_rms"] = rms[i]
+                st["scale_grads"] = scale_grads[i]
+                st["scale_exp_avg_sq"] = scale_v[i]
+        return b
+
+    def segment_sum(self, x: Tensor) -> Tensor:
+        """(total,) → (N,): the sum over each parameter's elements (one reduction per run of
+        equal-size parameters, viewed as ``(n, numel)``)."""
+        return torch.cat([x[a:e].view(-1, m).sum(1) for a, e, _, _, m in self.runs])
+
+    def mul_per_param_(self, x: Tensor, v: Tensor) -> Tensor:
+        """``x`` (total,) times each parameter's ``v`` (N,), in place, by broadcasting."""
+        for a, e, i, j, m in self.runs:
+            x[a:e].view(-1, m).mul_(v[i:j, None])
+        return x
+
 
 def _like(p: Tensor) -> dict:
     return {"device": p.device, "dtype": p.dtype}
@@ -199,10 +437,13 @@ def scaled_adam(
     param_max_rms: float = 3.0,
     scalar_max: float = 10.0,
     size_update_period: int = 4,
+    foreach: bool | None = None,
 ) -> ScaledAdam:
     """ScaledAdam over the model's trainable parameters (one group, no weight decay).
 
     Its own clipping replaces the trainer's: set ``train.grad_clip: null`` with it.
+    ``foreach``: ``null`` (default) = flat buffers on CUDA, the per-tensor loop elsewhere;
+    ``true`` / ``false`` force one (same results up to float rounding).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     return ScaledAdam(
@@ -217,4 +458,5 @@ def scaled_adam(
         param_max_rms=param_max_rms,
         scalar_max=scalar_max,
         size_update_period=size_update_period,
+        foreach=foreach,
     )

@@ -1,0 +1,34 @@
+"""bench/optimizer_step.py: its CPU smoke run (the tiny preset) and what its table reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_optimizer_bench_tiny_cpu(tmp_path):
+    out = tmp_path / "opt.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "optimizer_step.py"), "--tiny", "--device", "cpu"]
+        + ["--warmup", "9", "--repeats", "2", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "| scaled_adam | " in proc.stdout and "| scaled_adam-reference | " in proc.stdout
+    data = json.loads(out.read_text())
+    rows = {r["optimizer"]: r for r in data["rows"]}
+    assert set(rows) == {"scaled_adam", "scaled_adam-reference", "adamw-foreach"}
+    assert data["meta"]["tensors"] > 100  # the real Zipformer topology at tiny widths
+    assert rows["scaled_adam-reference"]["speedup_vs_reference"] == 1.0
+    # the flat-buffer step dispatches a small fraction of the reference's operators
+    assert rows["scaled_adam"]["ops_per_step"] * 10 < rows["scaled_adam-reference"]["ops_per_step"]
+    assert all(r["step_ms"] > 0 and r["syncs_per_step"] == 0 for r in rows.values())
