@@ -4,6 +4,7 @@ single-process loss and gradients."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def ddp_step_and_save(
     dist.all_reduce(loss)
     grads = {n: p.grad.clone() for n, p in ddp.module.named_parameters() if p.grad is not None}
     torch.save({"loss": loss / WORLD, "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
+    # DDP goes first (see toolkit/bin/train.py: freeing its reducer after the group can hang)
+    del ddp, out
+    gc.collect()
     dist.destroy_process_group()
 
 

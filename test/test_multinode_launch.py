@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -65,16 +66,17 @@ def test_two_slurm_nodes_train_as_one_world(tone_data, tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # a process group per "node": killed whole on a timeout
         )
         for node in (0, 1)
     ]
     outs = []
     for p in procs:
         try:
-            outs.append(p.communicate(timeout=400)[0])
+            outs.append(p.communicate(timeout=240)[0])
         except subprocess.TimeoutExpired:
             for q in procs:
-                q.kill()
+                os.killpg(q.pid, signal.SIGKILL)
             raise
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out[-3000:]

@@ -8,6 +8,7 @@ experiment directory. ``--resume`` continues from the newest checkpoint bit-exac
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import shutil
@@ -161,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         log.info("done: %d steps; final model %s", trainer.step, exp / "model.pt")
     if D.is_distributed():
+        # Free DDP while the process group is still registered: if DDP's reducer dropped the
+        # last reference to the group, the group's destructor would run with the GIL held and
+        # can deadlock with a gloo thread releasing the tensors of a finished all-gather (a
+        # hang at exit, seen with 2 CPU ranks). destroy_process_group releases the GIL.
+        del trainer, ddp_model
+        gc.collect()
         torch.distributed.destroy_process_group()
     return 0
 
