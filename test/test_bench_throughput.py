@@ -225,3 +225,26 @@ def test_missing_lhotse_is_a_clear_error(monkeypatch, capsys) -> None:
         pt.require_lhotse()
     assert exc.value.code == 2
     assert "lhotse is not installed" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(600)
+def test_gpu_session_script_rehearses_on_cpu(tmp_path):
+    """bench/gpu_session.sh --tiny: the device call's script runs every step on a CPU and leaves
+    the four JSON files with measured rows (a broken script would waste a device session)."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu_session.sh"), "--tiny"],
+        capture_output=True,
+        text=True,
+        timeout=500,
+        cwd=REPO,
+        env={**__import__("os").environ, "OUT": str(out), "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ("synthetic", "optimizer", "data", "captioning"):
+        assert f"== {name}" in proc.stdout
+        rows = json.loads((out / f"{name}.json").read_text())["rows"]
+        assert rows, name
+        if name != "optimizer":
+            assert all(r["status"] == "ok" for r in rows), (name, rows)
+    assert (out / "gpu.txt").exists()

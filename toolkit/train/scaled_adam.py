@@ -30,7 +30,7 @@ Two implementations of the same update (``foreach``):
   is read once per clipping period.
 * ``False`` (default elsewhere): a loop over tensors, the readable reference the tests compare
   against; two host syncs per step. On a CPU it is the faster one (each tensor's ops run while
-  it is in cache): 0.88 s against 1.10 s per step for those 176 M parameters on 2 cores
+  it is in cache): 0.76 s against 1.10 s per step for those 176 M parameters on 2 cores
   (``bench/optimizer_step.py``).
 
 Both keep the same per-parameter state keys (with flat buffers they are views into them), so
