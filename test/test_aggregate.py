@@ -462,3 +462,34 @@ def test_cli_end_to_end(corpus, tmp_path, capsys):
                        "--weights", "nosuch=2"])  # fmt: skip
     assert e.value.code == 2
     assert "unknown source" in capsys.readouterr().err
+
+
+def test_shar_export_at_the_training_rate_equals_what_the_loader_makes(tmp_path):
+    """sampling_rate=16000: a 44.1 kHz stereo and a 22.05 kHz mono clip are stored mono at
+    16 kHz; the loader's view of them (load_mono: resample, average channels) is unchanged up
+    to 16-bit FLAC rounding, and the stored copy needs no resampling; ids and captions kept."""
+    from toolkit.data.aggregate_mix import export_shar
+    from toolkit.data.dataset import load_mono
+
+    rng = np.random.default_rng(0)
+    cuts = []
+    for name, sr, ch in (("stereo", 44100, 2), ("mono", 22050, 1)):
+        t = np.arange(int(1.5 * sr)) / sr
+        x = np.stack([0.3 * np.sin(2 * np.pi * (300 + 200 * c) * t) for c in range(ch)], 1)
+        x += 0.01 * rng.standard_normal(x.shape)
+        sf.write(tmp_path / f"{name}.flac", x.astype(np.float32), sr)
+        path = tmp_path / f"{name}.flac"
+        cuts.append(make_caption_cut(path, name, [f"a {name} clip"], ["short"], "sound", "t"))
+    manifest = tmp_path / "cuts.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(manifest)
+    export_shar(manifest, tmp_path / "shar", "flac", shard_size=10, sampling_rate=16000)
+    back = {c.id: c for c in CutSet.from_shar(in_dir=tmp_path / "shar")}
+    assert set(back) == {"stereo", "mono"}
+    for cut in cuts:
+        b = back[cut.id]
+        assert b.sampling_rate == 16000 and b.num_channels == 1
+        assert b.supervisions[0].custom["caption"] == [f"a {cut.id} clip"]
+        ref, got = load_mono(cut, 16000), load_mono(b, 16000)
+        assert ref.shape == got.shape
+        assert np.abs(ref - got).max() < 2e-4  # 16-bit quantisation (3e-5) plus rounding
+        assert np.abs(ref).max() > 0.25  # the averaged tones, not their sum or silence

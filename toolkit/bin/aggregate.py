@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--shar-dir", type=Path, default=None, help="export the train set as Lhotse Shar here")
     a("--shar-format", choices=SHAR_FORMATS, default=d.shar_format)
     a("--shar-shard-size", type=int, default=d.shar_shard_size)
+    a(
+        "--shar-sampling-rate",
+        type=int,
+        default=d.shar_sampling_rate,
+        help="store Shar audio mono at this rate (the training rate); 0: original audio",
+    )
     return p
 
 
@@ -110,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             shar_dir=args.shar_dir,
             shar_format=args.shar_format,
             shar_shard_size=args.shar_shard_size,
+            shar_sampling_rate=args.shar_sampling_rate or None,
         )
     except ValueError as e:  # bad option values
         raise ConfigError(str(e)) from e

@@ -104,6 +104,8 @@ class AggregateConfig:
         shar_dir: export the full training manifest as Lhotse Shar there (None: no export).
         shar_format: ``flac``, ``wav`` or ``reference`` (cuts only, audio left in place).
         shar_shard_size: cuts per Shar shard.
+        shar_sampling_rate: with ``flac`` / ``wav``, Shar audio is stored mono at this rate (the
+            training rate: no resampling in the loader); None keeps the original audio.
     """
 
     sources: list[str] | None = None
@@ -124,6 +126,7 @@ class AggregateConfig:
     shar_dir: Path | None = None
     shar_format: str = "flac"
     shar_shard_size: int = 1000
+    shar_sampling_rate: int | None = 16000
 
     def __post_init__(self) -> None:
         if self.shar_format not in SHAR_FORMATS:
@@ -423,7 +426,11 @@ def aggregate(
 
     if cfg.shar_dir is not None:
         shards = export_shar(
-            files["train"], Path(cfg.shar_dir), cfg.shar_format, cfg.shar_shard_size
+            files["train"],
+            Path(cfg.shar_dir),
+            cfg.shar_format,
+            cfg.shar_shard_size,
+            cfg.shar_sampling_rate,
         )
         summary["shar"] = {k: len(v) for k, v in shards.items()}
         files["shar"] = Path(cfg.shar_dir)

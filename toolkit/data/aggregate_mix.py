@@ -28,6 +28,7 @@ import math
 import os
 import random
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -202,8 +203,22 @@ def weighted_count(hashes: np.ndarray, weight: float) -> int:
     return full * len(hashes) + part
 
 
+def training_audio(cut: Any, sampling_rate: int) -> Any:
+    """``cut`` as the training loader sees it: channels averaged (``load_mono``), resampled to
+    ``sampling_rate``. Lazy (Lhotse transforms); the id is kept."""
+    if cut.num_channels > 1:  # Lhotse's downmix sums the channels; the loader averages them
+        cut = cut.to_mono(mono_downmix=True).perturb_volume(1.0 / cut.num_channels, affix_id=False)
+    if cut.sampling_rate != sampling_rate:
+        cut = cut.resample(sampling_rate)
+    return cut
+
+
 def export_shar(
-    cuts_path: Path, shar_dir: Path, audio_format: str = "flac", shard_size: int = 1000
+    cuts_path: Path,
+    shar_dir: Path,
+    audio_format: str = "flac",
+    shard_size: int = 1000,
+    sampling_rate: int | None = None,
 ) -> dict[str, list[str]]:
     """Write a manifest as Lhotse Shar shards under ``shar_dir``.
 
@@ -211,6 +226,10 @@ def export_shar(
         audio_format: ``flac`` / ``wav``: the audio of every cut (only its segment) is encoded
             into ``recording.<shard>.tar``; ``reference``: only ``cuts.<shard>.jsonl.gz`` is
             written and the cuts keep pointing to the original audio files.
+        sampling_rate: with ``flac`` / ``wav``, store the audio mono (channels averaged) at this
+            rate — what the training loader makes of it anyway, so training reads it without
+            resampling (6× less CPU per clip for 48 kHz stereo sources, bench/README.md).
+            None: the original rate and channels. Ignored for ``reference``.
 
     Returns:
         ``{field: [shard paths]}`` (Lhotse's return value). Read back with
@@ -220,9 +239,10 @@ def export_shar(
         raise ValueError(f"unknown Shar audio format {audio_format!r}; known: {SHAR_FORMATS}")
     fields = {} if audio_format == "reference" else {"recording": audio_format}
     shar_dir.mkdir(parents=True, exist_ok=True)
-    return CutSet.from_jsonl_lazy(cuts_path).to_shar(
-        shar_dir, fields=fields, shard_size=shard_size, warn_unused_fields=False
-    )
+    cuts = CutSet.from_jsonl_lazy(cuts_path)
+    if sampling_rate and audio_format != "reference":
+        cuts = cuts.map(partial(training_audio, sampling_rate=sampling_rate))
+    return cuts.to_shar(shar_dir, fields=fields, shard_size=shard_size, warn_unused_fields=False)
 
 
 def concat_manifests(paths: Sequence[Path], out: Path) -> int:
