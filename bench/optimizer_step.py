@@ -9,7 +9,8 @@ untimed steps (past ScaledAdam's first clipping period, so clipping is active) a
 timed steps, synchronised. Printed per optimizer: median / min step ms, operators dispatched per
 step (views excluded — on a GPU each one is at least one kernel launch), host syncs per step
 (``_local_scalar_dense`` of a device tensor; none on a CPU), the peak device memory of a step above the resident state (CUDA), and
-the ratio of the reference's median to each row's, all measured in one process.
+the ratio of the reference's median to each row's, all measured in one process, and the largest
+parameter difference from the reference after the same steps (flat vs loop: float rounding only).
 
     python bench/optimizer_step.py                  # the paper model, cuda if available
     python bench/optimizer_step.py --tiny --device cpu --repeats 3 --json /tmp/opt.json
@@ -104,6 +105,7 @@ def measure(
         (torch.cuda.max_memory_allocated(device) - base) / 2**30 if device.type == "cuda" else None
     )
     with torch.no_grad():
+        final = [p.detach().to("cpu", copy=True) for p in params]
         for p, s in zip(params, saved):
             p.copy_(s)
     del opt
@@ -114,6 +116,7 @@ def measure(
         "ops_per_step": counted.ops,
         "syncs_per_step": counted.syncs,
         "peak_extra_gib": peak,
+        "final": final,  # parameters after the run (compared across optimizers, then dropped)
     }
 
 
@@ -155,9 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.optimizers.split(","):
         rows.append(measure(name.strip(), params, device, args.warmup, args.repeats))
         pt.log(f"{name}: {rows[-1]['step_ms']:.1f} ms")
-    ref = next((r["step_ms"] for r in rows if r["optimizer"] == "scaled_adam-reference"), None)
+    ref_row = next((r for r in rows if r["optimizer"] == "scaled_adam-reference"), None)
+    ref = ref_row["step_ms"] if ref_row else None
     for r in rows:
         r["speedup_vs_reference"] = ref / r["step_ms"] if ref else None
+        # the same steps from the same parameters and gradients: the flat path must land where
+        # the reference does (float rounding only); AdamW is a different algorithm (no check)
+        r["max_abs_diff_vs_reference"] = (
+            max(float((a - b).abs().max()) for a, b in zip(r["final"], ref_row["final"]))
+            if ref_row and r["optimizer"].startswith("scaled_adam")
+            else None
+        )
+    for r in rows:
+        del r["final"]
     meta = {
         "device": pt._device_name(device),
         "torch": torch.__version__,
@@ -170,15 +183,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"{meta['device']}, {len(params)} tensors, {numel / 1e6:.1f} M parameters")
     print(
-        "| optimizer | step ms (median) | min | ops/step | syncs/step | peak extra GiB | vs reference |"
+        "| optimizer | step ms (median) | min | ops/step | syncs/step | peak extra GiB "
+        "| vs reference | max abs diff vs reference |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         peak = "-" if r["peak_extra_gib"] is None else f"{r['peak_extra_gib']:.2f}"
         ratio = "-" if r["speedup_vs_reference"] is None else f"{r['speedup_vs_reference']:.2f}×"
+        diff = r["max_abs_diff_vs_reference"]
         print(
             f"| {r['optimizer']} | {r['step_ms']:.1f} | {r['step_ms_min']:.1f} | "
-            f"{r['ops_per_step']} | {r['syncs_per_step']} | {peak} | {ratio} |"
+            f"{r['ops_per_step']} | {r['syncs_per_step']} | {peak} | {ratio} | "
+            f"{'-' if diff is None else f'{diff:.2e}'} |"
         )
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))

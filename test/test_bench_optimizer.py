@@ -32,3 +32,6 @@ def test_optimizer_bench_tiny_cpu(tmp_path):
     # the flat-buffer step dispatches a small fraction of the reference's operators
     assert rows["scaled_adam"]["ops_per_step"] * 10 < rows["scaled_adam-reference"]["ops_per_step"]
     assert all(r["step_ms"] > 0 and r["syncs_per_step"] == 0 for r in rows.values())
+    assert rows["scaled_adam-reference"]["max_abs_diff_vs_reference"] == 0.0
+    assert rows["scaled_adam"]["max_abs_diff_vs_reference"] < 1e-4  # same steps, same result
+    assert rows["adamw-foreach"]["max_abs_diff_vs_reference"] is None
