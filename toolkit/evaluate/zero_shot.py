@@ -164,6 +164,18 @@ def average_class_embeddings(emb: Tensor, num_templates: int) -> Tensor:
     return F.normalize(mean, dim=-1)
 
 
+def _num_classes(
+    audio_emb: Tensor, class_text_emb: Tensor, labels: Sequence, class_names: Sequence[str]
+) -> int:
+    """C, after checking that embeddings, labels and class names agree in size."""
+    c = class_text_emb.shape[0]
+    if c != len(class_names) or audio_emb.shape[0] != len(labels):
+        raise ValueError("class_text_emb / class_names or audio_emb / labels size mismatch")
+    if c == 0 or len(labels) == 0:
+        raise ValueError("need at least one class and one sample")
+    return c
+
+
 def zero_shot_accuracy(
     audio_emb: Tensor, class_text_emb: Tensor, labels: Sequence[str], class_names: Sequence[str]
 ) -> dict:
@@ -180,11 +192,7 @@ def zero_shot_accuracy(
         Ties are pessimistic: a sample is correct only if its class scores strictly higher than
         every other class (so constant embeddings score 0, not the share of class 0).
     """
-    c = class_text_emb.shape[0]
-    if c != len(class_names) or audio_emb.shape[0] != len(labels):
-        raise ValueError("class_text_emb / class_names or audio_emb / labels size mismatch")
-    if c == 0 or len(labels) == 0:
-        raise ValueError("need at least one class and one sample")
+    c = _num_classes(audio_emb, class_text_emb, labels, class_names)
     index = {name: i for i, name in enumerate(class_names)}
     target = torch.tensor([index.get(lab, -1) for lab in labels], dtype=torch.long)
     sim = audio_emb.detach().float() @ class_text_emb.detach().float().to(audio_emb.device).T
@@ -220,11 +228,7 @@ def zero_shot_map(
         over the classes with a positive clip (:func:`~toolkit.evaluate.metrics.mean_average_precision`;
         ``num_scored`` of them), chance = :func:`~toolkit.evaluate.metrics.label_prior_map`.
     """
-    c = class_text_emb.shape[0]
-    if c != len(class_names) or audio_emb.shape[0] != len(labels):
-        raise ValueError("class_text_emb / class_names or audio_emb / labels size mismatch")
-    if c == 0 or len(labels) == 0:
-        raise ValueError("need at least one class and one sample")
+    c = _num_classes(audio_emb, class_text_emb, labels, class_names)
     index = {name: i for i, name in enumerate(class_names)}
     target = torch.zeros(len(labels), c)
     unknown = 0
