@@ -90,7 +90,10 @@ def test_two_slurm_nodes_train_as_one_world(tone_data, tmp_path):
     assert (exp / "model.pt").exists()
 
 
-def test_launcher_refuses_to_run_outside_slurm(tmp_path):
+def test_launcher_refuses_to_run_outside_slurm_or_twice_per_node(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     r = subprocess.run([str(LAUNCHER), "-m", "x"], env=env, capture_output=True, text=True)
     assert r.returncode != 0 and "SLURM_NNODES is not set" in r.stderr
+    env = {**_slurm_env(tmp_path), "SLURM_NODEID": "0", "SLURM_LOCALID": "3"}
+    r = subprocess.run([str(LAUNCHER), "-m", "x"], env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "run one task per node" in r.stderr

@@ -339,3 +339,34 @@ def test_foreach_step_does_not_read_the_device():
     assert ref_syncs > 0  # the reference reads the clipping factor on the host
     assert many == few  # flat buffers: 64 tensors cost what 4 cost
     assert ref_many > 10 * many
+
+
+def test_foreach_state_survives_deepcopy_and_frees_left_out_buffers():
+    """A deep-copied optimizer steps on (its flat buffers are rebuilt from the state); a tensor
+    that stops getting gradients keeps its own state, not a view of the group's old buffer;
+    empty and low-precision tensors are handled."""
+    torch.manual_seed(0)
+    big = [nn.Parameter(torch.randn(50, 40)) for _ in range(3)]
+    small = nn.Parameter(torch.randn(10))
+    empty = nn.Parameter(torch.zeros(0, 3))
+    opt = ScaledAdam([*big, small, empty], lr=0.01, foreach=True)
+    for p in opt.param_groups[0]["params"]:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    twin = copy.deepcopy(opt)
+    twin.step()  # rebuilt from the copied state
+    assert twin.last_clip_factor == 1.0
+    small.grad = None  # small drops out of the bucket
+    for p in big:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    st = opt.state[small]
+    assert st["delta"].untyped_storage().nbytes() == small.numel() * 4  # its own copy
+    assert opt.state[empty]["step"] == 2 and opt.state[small]["step"] == 1
+    # fp16: element counts above 65,504 must not overflow the RMS computation
+    half = nn.Parameter(torch.randn(300, 301).half() * 0.1)
+    hopt = ScaledAdam([half], lr=0.01, foreach=True, size_update_period=1)
+    half.grad = torch.randn_like(half)
+    hopt.step()
+    rms = float(hopt.state[half]["param_rms"])
+    assert rms == pytest.approx(0.1, rel=0.05)

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Start torchrun on every node of a SLURM allocation: run it with one task per node, e.g.
+# Start torchrun on every node of a SLURM allocation: run it with one task per node, e.g. in an
+# sbatch script (--nodes 4 --gpus-per-node 8):
 #
-#   srun --ntasks-per-node=1 utils/slurm_torchrun.sh -m toolkit.bin.train -c conf.yaml --exp-dir exp/x
+#   srun --ntasks="$SLURM_NNODES" --ntasks-per-node=1 utils/slurm_torchrun.sh \
+#     -m toolkit.bin.train -c conf.yaml --exp-dir exp/x --resume
+#
+# (give --ntasks explicitly: inside a job allocated with more tasks per node, srun would
+# otherwise inherit that task count and start several torchruns per node)
 #
 # Each node's torchrun gets --nnodes $SLURM_NNODES --node-rank $SLURM_NODEID, the first host of
 # the allocation as master (static rendezvous: global rank = node rank × processes per node +
@@ -16,10 +21,11 @@
 set -euo pipefail
 
 die() { echo "$0: $*" >&2; exit 1; }
-[ $# -gt 0 ] || die "usage: srun --ntasks-per-node=1 $0 -m toolkit.bin.train [args...]"
+[ $# -gt 0 ] || die "usage: srun --ntasks=\$SLURM_NNODES --ntasks-per-node=1 $0 -m toolkit.bin.train [args...]"
 nnodes=${SLURM_NNODES:-${SLURM_JOB_NUM_NODES:-}}
 [ -n "$nnodes" ] || die "SLURM_NNODES is not set: run this under srun inside an allocation"
 node_rank=${SLURM_NODEID:?SLURM_NODEID is not set: run this under srun (one task per node)}
+[ "${SLURM_LOCALID:-0}" = 0 ] || die "task $SLURM_LOCALID on node $node_rank: run one task per node (srun --ntasks=\$SLURM_NNODES --ntasks-per-node=1); torchrun starts the per-GPU processes"
 nodelist=${SLURM_JOB_NODELIST:-${SLURM_NODELIST:-}}
 [ -n "$nodelist" ] || die "SLURM_JOB_NODELIST is not set"
 master=$(scontrol show hostnames "$nodelist" | head -n 1)

@@ -40,7 +40,7 @@ tag_args=""             # extra key=value overrides for the tagging stage
 python=${PYTHON:-python3}
 launcher=""             # stage 4 training command instead of $python, e.g. (docs/training.md)
                         #   "torchrun --standalone --nproc-per-node 8"          (one node, 8 GPUs)
-                        #   "srun --ntasks-per-node 1 $root/utils/slurm_torchrun.sh"  (SLURM nodes)
+                        #   "srun --ntasks=$SLURM_NNODES --ntasks-per-node=1 <repo>/utils/slurm_torchrun.sh"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)

@@ -31,7 +31,7 @@ vocab_size=5000
 train_args=""
 launcher=""           # training command instead of python (docs/training.md): e.g.
                       # "torchrun --standalone --nproc-per-node 8" or
-                      # "srun --ntasks-per-node 1 $PWD/../../utils/slurm_torchrun.sh"
+                      # "srun --ntasks=$SLURM_NNODES --ntasks-per-node=1 <repo>/utils/slurm_torchrun.sh"
 eval_args=""
 eval_tasks=""         # downstream task configs evaluated in stage 5, e.g. "conf/tasks/*.yaml"
 init=none
@@ -101,7 +101,7 @@ if [ -n "$objectives" ]; then
     ../TEMPLATE/study.sh --objectives "$objectives" --fractions "$grid_fractions" \
       --inits "$inits" --seeds "$seeds" --source-sets "$source_sets" --subset-dir "$agg" \
       --data-dir "$data" --study-dir "$study_dir" --config-pattern "$config_pattern" \
-      --tag-config "$tag_config" --tag-args "$tag_args" --launcher "$launcher" --init-checkpoint "$init_checkpoint" \
+      --tag-config "$tag_config" --tag-args "$tag_args" --init-checkpoint "$init_checkpoint" \
       --init-key-map "$init_key_map" --train-args "$study_args $train_args" \
       --eval-args "$eval_args" --eval-config "$study_eval_config" \
       --eval-tasks "$(echo $eval_tasks)" --nj "$nj" --launcher "$launcher"

@@ -34,6 +34,7 @@ from typing import IO, Any, TypeVar
 
 import numpy as np
 from lhotse import CutSet
+from lhotse.utils import fastcopy
 
 T = TypeVar("T")
 SHAR_FORMATS = ("flac", "wav", "reference")
@@ -205,9 +206,15 @@ def weighted_count(hashes: np.ndarray, weight: float) -> int:
 
 def training_audio(cut: Any, sampling_rate: int) -> Any:
     """``cut`` as the training loader sees it: channels averaged (``load_mono``), resampled to
-    ``sampling_rate``. Lazy (Lhotse transforms); the id is kept."""
-    if cut.num_channels > 1:  # Lhotse's downmix sums the channels; the loader averages them
-        cut = cut.to_mono(mono_downmix=True).perturb_volume(1.0 / cut.num_channels, affix_id=False)
+    ``sampling_rate``; the id and supervisions are kept. Multi-channel cuts are scaled by
+    1/channels before Lhotse's downmix (which sums the channels and stores the sum as 16-bit
+    audio in memory: summing first would clip loud clips) and keep one copy of each
+    supervision (the downmix repeats them per channel)."""
+    if cut.num_channels > 1:
+        n = cut.num_channels
+        mono = cut.perturb_volume(1.0 / n, affix_id=False).to_mono(mono_downmix=True)
+        sups = [fastcopy(s, channel=0) for s in cut.supervisions]
+        cut = fastcopy(mono, id=cut.id, supervisions=sups)
     if cut.sampling_rate != sampling_rate:
         cut = cut.resample(sampling_rate)
     return cut

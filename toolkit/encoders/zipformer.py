@@ -197,6 +197,15 @@ class ZipformerStack(nn.Module):
         return self.out_combiner(x_orig, upsample(x, self.factor, x_orig.shape[1]), scale_min)
 
 
+def _to_device(values: list[float], device: torch.device) -> Tensor:
+    """Host floats → a float32 tensor on ``device`` without waiting for it (a pageable host →
+    CUDA copy would drain the stream; a pinned one is asynchronous)."""
+    t = torch.tensor(values, dtype=torch.float32)
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def _forget_position(module: nn.Module, incompatible_keys: Any) -> None:
     """After ``load_state_dict``: the next forward reads ``batch_count`` again."""
     module._position = None
@@ -374,7 +383,9 @@ class ZipformerEncoder(nn.Module):
         device. In training, a group whose ramp is still moving is returned as a device tensor
         (layer skips until ``warmup_batches``, module skip until 4×, ``scale_min`` until 5×) and
         a final value as a float: a compiled encoder sees four graph versions over a run
-        instead of one per step. Runs outside ``torch.compile`` (one graph break)."""
+        instead of one per step. Runs outside ``torch.compile`` (one graph break). Writing
+        ``batch_count`` in place after the first forward has no effect (the host copy wins): set
+        it before, or through ``load_state_dict``."""
         if self._position is None:
             self._position = int(self.batch_count)
         t = float(self._position)
@@ -389,12 +400,12 @@ class ZipformerEncoder(nn.Module):
         layer_skip: list[Any] = [self._layer_skip(i, t) for i in range(len(self.stacks))]
         if self.training:
             if t <= w:  # (at a ramp's end its value may differ from the final one by rounding)
-                flat = torch.tensor(sum(layer_skip, []), device=device)
+                flat = _to_device(sum(layer_skip, []), device)
                 layer_skip = list(flat.split([len(v) for v in layer_skip]))
             if t <= 4 * w and module_skip != 0.0:  # a zero rate draws no random numbers
-                module_skip = torch.tensor(module_skip, device=device)
+                module_skip = torch.full((), module_skip, device=device)
             if t <= 5 * w:
-                scale_min = torch.tensor(scale_min, device=device)
+                scale_min = torch.full((), scale_min, device=device)
         return module_skip, scale_min, layer_skip
 
     def forward(self, features: Tensor, feature_lens: Tensor) -> tuple[Tensor, Tensor]:
