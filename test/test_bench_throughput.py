@@ -230,7 +230,7 @@ def test_missing_lhotse_is_a_clear_error(monkeypatch, capsys) -> None:
 @pytest.mark.timeout(600)
 def test_gpu_session_script_rehearses_on_cpu(tmp_path):
     """bench/gpu_session.sh --tiny: the device call's script runs every step on a CPU and leaves
-    the four JSON files with measured rows (a broken script would waste a device session)."""
+    the five JSON files with measured rows (a broken script would waste a device session)."""
     out = tmp_path / "out"
     proc = subprocess.run(
         ["bash", str(REPO / "bench" / "gpu_session.sh"), "--tiny"],
@@ -241,7 +241,7 @@ def test_gpu_session_script_rehearses_on_cpu(tmp_path):
         env={**__import__("os").environ, "OUT": str(out), "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for name in ("synthetic", "optimizer", "data", "captioning"):
+    for name in ("synthetic", "optimizer", "data", "captioning", "checkpointing"):
         assert f"== {name}" in proc.stdout
         rows = json.loads((out / f"{name}.json").read_text())["rows"]
         assert rows, name
