@@ -58,3 +58,21 @@ def test_ddp_equals_single_process(tmp_path):
     ref = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     spawn_and_compare(worker, tmp_path, out["loss"], ref)
+
+
+def cached_worker(rank: int, init_file: str, out_dir: str) -> None:
+    model = make_model()
+    model.grad_cache_chunk = 2  # rank 1 holds 5 clips: chunks of 2, 2, 1
+    ddp_step_and_save(rank, init_file, out_dir, model, rank_slice(global_batch(), rank))
+
+
+@pytest.mark.timeout(300)
+def test_ddp_with_gradient_caching_equals_single_process(tmp_path):
+    """Gradient caching inside DDP (chunked, checkpointed towers; negatives still gathered from
+    both ranks) gives the single-process, unchunked loss and gradients."""
+    model = make_model()
+    out = model(global_batch())
+    out["loss"].backward()
+    ref = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    spawn_and_compare(cached_worker, tmp_path, out["loss"], ref)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from toolkit.config import ConfigError
 from toolkit.registry import AUGMENTATIONS, ENCODERS, FRONTENDS, OBJECTIVES, TOKENIZERS
@@ -16,6 +18,15 @@ class AudioModel(nn.Module):
 
     ``encode(audio (B,S), audio_lens (B,)) -> (hidden (B,T',D), lens (B,))`` is the frozen-encoder
     view used by evaluation and embedding export.
+
+    ``grad_cache_chunk`` (objectives with ``project_audio`` / ``project_text`` /
+    ``loss_from_projections``: ``contrastive``, ``siglip``): in training, the towers run over
+    chunks of this many clips, each chunk under activation checkpointing, and the loss sees the
+    whole batch's embeddings. Only the chunks' inputs and ``(B, E)`` embeddings stay in memory
+    until backward, which recomputes one chunk at a time (with its random draws replayed): the
+    batch — and the number of negatives — is no longer bounded by activation memory, for about
+    one more forward of compute. Loss and gradients equal the unchunked ones. An encoder with a
+    ``schedule`` method (Zipformer) gets one step's values for all chunks.
     """
 
     def __init__(
@@ -24,12 +35,16 @@ class AudioModel(nn.Module):
         encoder: nn.Module,
         objective: nn.Module,
         augmentation: nn.Module | None = None,
+        grad_cache_chunk: int | None = None,
     ) -> None:
         super().__init__()
         self.frontend = frontend
         self.augmentation = augmentation
         self.encoder = encoder
         self.objective = objective
+        if grad_cache_chunk is not None and grad_cache_chunk < 1:
+            raise ValueError(f"grad_cache_chunk must be >= 1, got {grad_cache_chunk}")
+        self.grad_cache_chunk = grad_cache_chunk
 
     def features(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """Frontend (+ augmentation in training mode): ``(B, S)`` → ``(B, T, F)``, ``(B,)``."""
@@ -44,8 +59,32 @@ class AudioModel(nn.Module):
         return self.encoder(feats, lens)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        k = self.grad_cache_chunk
+        if k and self.training and torch.is_grad_enabled() and len(batch["audio"]) > k:
+            return self._chunked_forward(batch, k)
         hidden, lens = self.encode(batch["audio"], batch["audio_lens"])
         return self.objective(hidden, lens, batch)
+
+    def _chunked_forward(self, batch: dict[str, Any], k: int) -> dict[str, Tensor]:
+        """Gradient caching (see the class docstring): chunks of ``k`` clips, checkpointed."""
+        schedule = getattr(self.encoder, "schedule", None)
+        values = schedule(batch["audio"].device) if schedule is not None else None
+        audio, text = [], []
+        for s in range(0, len(batch["audio"]), k):
+            a, al = batch["audio"][s : s + k], batch["audio_lens"][s : s + k]
+            audio.append(checkpoint(self._project_audio, a, al, values, use_reentrant=False))
+            t, tl = batch["text_tokens"][s : s + k], batch["text_lens"][s : s + k]
+            text.append(checkpoint(self.objective.project_text, t, tl, use_reentrant=False))
+        return self.objective.loss_from_projections(torch.cat(audio), torch.cat(text))
+
+    def _project_audio(self, audio: Tensor, audio_lens: Tensor, schedule: Any) -> Tensor:
+        """One chunk: waveforms → pre-normalisation audio embeddings ``(b, E)``."""
+        feats, lens = self.features(audio, audio_lens)
+        if schedule is None:
+            hidden, hlens = self.encoder(feats, lens)
+        else:
+            hidden, hlens = self.encoder(feats, lens, schedule=schedule)
+        return self.objective.project_audio(hidden, hlens)
 
 
 def build_tokenizer(cfg: dict[str, Any]) -> Any:
@@ -82,11 +121,22 @@ def build_model(
     vocab = getattr(tokenizer, "vocab_size", None)
     ids = {k: getattr(tokenizer, f"{k}_id", None) for k in ("pad", "bos", "eos")}
     special = {k: v for k, v in ids.items() if v is not None} or None
+    obj_cfg = dict(cfg["objective"])
+    chunk = obj_cfg.pop("grad_cache_chunk", None)
     objective = OBJECTIVES.build(
-        cfg["objective"],
+        obj_cfg,
         key="objective",
         encoder_dim=encoder.output_dim,
         vocab_size=vocab,
         special_ids=special,
     )
-    return AudioModel(frontend, encoder, objective, augmentation)
+    if chunk is not None:
+        needs = ("project_audio", "project_text", "loss_from_projections")
+        if not all(hasattr(objective, n) for n in needs):
+            raise ConfigError(
+                f"objective.grad_cache_chunk: objective {obj_cfg.get('name')!r} does not split "
+                f"into towers and a loss ({', '.join(needs)}); supported: contrastive, siglip"
+            )
+        if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+            raise ConfigError(f"objective.grad_cache_chunk: a positive integer, got {chunk!r}")
+    return AudioModel(frontend, encoder, objective, augmentation, grad_cache_chunk=chunk)

@@ -327,7 +327,7 @@ class ZipformerEncoder(nn.Module):
         self.feature_mask_prob = feature_mask_prob
         self.warmup_batches = warmup_batches
         self.register_buffer("batch_count", torch.zeros((), dtype=torch.long))
-        self._position: int | None = None  # host copy of batch_count (see _schedule)
+        self._position: int | None = None  # host copy of batch_count (see schedule)
         self.register_load_state_dict_post_hook(_forget_position)
 
     # ------------------------------------------------------------------ schedules
@@ -376,7 +376,7 @@ class ZipformerEncoder(nn.Module):
         return torch.cat(pieces, dim=-1)
 
     @torch.compiler.disable
-    def _schedule(self, device: torch.device) -> tuple[Any, Any, list[Any]]:
+    def schedule(self, device: torch.device) -> tuple[Any, Any, list[Any]]:
         """``(module_skip, scale_min, per-stack layer skips)`` at the current position; in
         training the position advances. The position is kept on the host (``batch_count`` is
         read once after construction or loading, then only written), so no step waits for the
@@ -408,9 +408,17 @@ class ZipformerEncoder(nn.Module):
                 scale_min = torch.full((), scale_min, device=device)
         return module_skip, scale_min, layer_skip
 
-    def forward(self, features: Tensor, feature_lens: Tensor) -> tuple[Tensor, Tensor]:
-        """features ``(B, T, F)``, feature_lens ``(B,)`` → hidden ``(B, T', D)``, lens ``(B,)``."""
-        module_skip, scale_min, layer_skip = self._schedule(features.device)
+    def forward(
+        self, features: Tensor, feature_lens: Tensor, schedule: tuple | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """features ``(B, T, F)``, feature_lens ``(B,)`` → hidden ``(B, T', D)``, lens ``(B,)``.
+
+        ``schedule``: the values of one :meth:`schedule` call, for callers that run one training
+        step as several forwards (gradient caching: chunks and their recomputation share one
+        step's values and advance the position once); None: this call's own."""
+        if schedule is None:
+            schedule = self.schedule(features.device)
+        module_skip, scale_min, layer_skip = schedule
         x, lens = self.embed(features, feature_lens)  # 50 frames/s
         masks = self._feature_masks(x)
         outputs = []

@@ -140,6 +140,12 @@ class Contrastive(nn.Module):
         ``embed_norm_reg`` (unweighted, local) when ``embed_norm_weight > 0``."""
         audio_raw = self.project_audio(encoder_out, encoder_lens)
         text_raw = self.project_text(batch["text_tokens"], batch["text_lens"])
+        return self.loss_from_projections(audio_raw, text_raw)
+
+    def loss_from_projections(self, audio_raw: Tensor, text_raw: Tensor) -> dict[str, Tensor]:
+        """The loss dict of :meth:`forward` from this rank's pre-normalisation embeddings
+        ``(B, E)`` (:meth:`project_audio`, :meth:`project_text`); the entry point of gradient
+        caching (``objective.grad_cache_chunk``, :class:`toolkit.model.AudioModel`)."""
         audio = F.normalize(audio_raw, dim=-1)
         text = F.normalize(text_raw, dim=-1)
         sizes = D.gather_sizes(len(audio), audio.device) if D.is_distributed() else None

@@ -73,11 +73,11 @@ class SigLIP(Contrastive):
             self.logit_scale.fill_(math.log(init_scale))
         self.bias = nn.Parameter(torch.tensor(float(init_bias)), requires_grad=learn_bias)
 
-    def forward(self, encoder_out: Tensor, encoder_lens: Tensor, batch: dict) -> dict[str, Tensor]:
-        """Loss dict: ``loss`` (scalar), ``temperature`` (1/scale), ``bias``, ``acc_a2t``
-        (in-batch top-1, local)."""
-        audio = self.embed_audio(encoder_out, encoder_lens)
-        text = self.embed_text(batch["text_tokens"], batch["text_lens"])
+    def loss_from_projections(self, audio_raw: Tensor, text_raw: Tensor) -> dict[str, Tensor]:
+        """Loss dict (``forward`` is the contrastive one): ``loss`` (scalar), ``temperature``
+        (1/scale), ``bias``, ``acc_a2t`` (in-batch top-1, local)."""
+        audio = F.normalize(audio_raw, dim=-1)
+        text = F.normalize(text_raw, dim=-1)
         sizes = D.gather_sizes(len(audio), audio.device) if D.is_distributed() else None
         scale = self.scale()
         loss = sigmoid_pair_loss(audio, text, scale, self.bias, sizes) * D.world_size()
