@@ -146,3 +146,19 @@ def test_objectives_that_do_not_split_are_refused():
         build_model(cfg, Tok())
     cfg["objective"]["grad_cache_chunk"] = 4
     assert build_model(cfg, Tok()).grad_cache_chunk == 4
+
+
+def test_batch_statistics_are_refused():
+    """A batch-norm encoder would normalise per chunk and update its running statistics again in
+    the recomputation: refused, naming the module."""
+    cfg = {
+        "frontend": {"name": "fbank"},
+        "encoder": {"name": "cnn", "channels": [4, 8]},
+        "objective": {"name": "contrastive", "text_encoder": TEXT, "grad_cache_chunk": 2},
+    }
+
+    class Tok:
+        vocab_size, pad_id, bos_id, eos_id = 30, 0, 1, 2
+
+    with pytest.raises(ConfigError, match="grad_cache_chunk: encoder.*batch statistics"):
+        build_model(cfg, Tok())

@@ -139,4 +139,18 @@ def build_model(
             )
         if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
             raise ConfigError(f"objective.grad_cache_chunk: a positive integer, got {chunk!r}")
+        for part, module in (
+            ("frontend", frontend),
+            ("augmentation", augmentation),
+            ("encoder", encoder),
+            ("objective", objective),
+        ):
+            for name, sub in module.named_modules() if module is not None else ():
+                if hasattr(sub, "running_mean"):  # batch statistics: per chunk, updated twice
+                    raise ConfigError(
+                        f"objective.grad_cache_chunk: {part}.{name} ({type(sub).__name__}) "
+                        f"normalises with batch statistics, which would be computed per chunk "
+                        f"and updated again in the recomputation; use it without "
+                        f"grad_cache_chunk (or an encoder without batch norm)"
+                    )
     return AudioModel(frontend, encoder, objective, augmentation, grad_cache_chunk=chunk)

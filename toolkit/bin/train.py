@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     if tcfg.compile:  # in place: parameter names and checkpoints stay those of the eager model
         model.encoder.compile(backend=tcfg.compile_backend)
         model.objective.compile(backend=tcfg.compile_backend)
+        if model.grad_cache_chunk:  # chunks call the towers directly, not objective.forward
+            for child in model.objective.children():
+                child.compile(backend=tcfg.compile_backend)
         log.info("torch.compile (%s): encoder and objective", tcfg.compile_backend)
     ddp_model: torch.nn.Module = model
     if D.is_distributed():
