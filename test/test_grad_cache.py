@@ -162,3 +162,29 @@ def test_batch_statistics_are_refused():
 
     with pytest.raises(ConfigError, match="grad_cache_chunk: encoder.*batch statistics"):
         build_model(cfg, Tok())
+
+
+def test_an_objective_that_overrides_only_forward_is_refused():
+    """A subclass whose loss lives in ``forward`` would silently get the parent's loss in the
+    chunked path: refused. Overriding ``loss_from_projections`` (the demo's margin plugin) is fine."""
+    from toolkit.registry import OBJECTIVES
+
+    class OwnForward(Contrastive):
+        def forward(self, encoder_out, encoder_lens, batch):
+            return super().forward(encoder_out, encoder_lens, batch)
+
+    OBJECTIVES.register("own_forward_test")(OwnForward)
+    cfg = {
+        "frontend": {"name": "fbank"},
+        "encoder": {"name": "transformer", "dim": 32, "num_layers": 1, "num_heads": 2},
+        "objective": {"name": "own_forward_test", "text_encoder": TEXT, "grad_cache_chunk": 2},
+    }
+
+    class Tok:
+        vocab_size, pad_id, bos_id, eos_id = 30, 0, 1, 2
+
+    try:
+        with pytest.raises(ConfigError, match="overrides forward but not loss_from_projections"):
+            build_model(cfg, Tok())
+    finally:
+        OBJECTIVES._table.pop("own_forward_test", None)

@@ -139,6 +139,14 @@ def build_model(
             )
         if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
             raise ConfigError(f"objective.grad_cache_chunk: a positive integer, got {chunk!r}")
+        mro = type(objective).__mro__
+        owner = {a: next(c for c in mro if a in c.__dict__) for a in ("forward", needs[2])}
+        if mro.index(owner["forward"]) < mro.index(owner[needs[2]]):
+            raise ConfigError(
+                f"objective.grad_cache_chunk: {type(objective).__name__} overrides forward but "
+                f"not loss_from_projections, which the chunked path calls instead of forward; "
+                f"move its loss into loss_from_projections"
+            )
         for part, module in (
             ("frontend", frontend),
             ("augmentation", augmentation),

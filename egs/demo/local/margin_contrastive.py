@@ -42,11 +42,11 @@ class MarginContrastive(Contrastive):
         super().__init__(encoder_dim, vocab_size, text_encoder, embed_dim, init_temperature)
         self.margin = margin
 
-    def forward(self, encoder_out: Tensor, encoder_lens: Tensor, batch: dict) -> dict[str, Tensor]:
-        """Loss dict: ``loss`` and ``positive_cos`` (mean cosine of the matching pairs)."""
+    def loss_from_projections(self, audio_raw: Tensor, text_raw: Tensor) -> dict[str, Tensor]:
+        """Loss dict: ``loss`` and ``positive_cos`` (mean cosine of the matching pairs). Only the
+        loss is replaced: ``forward`` (and gradient caching) come from ``Contrastive``."""
         if D.is_distributed():
             raise RuntimeError("margin_contrastive is a single-process example; use contrastive")
-        audio = self.embed_audio(encoder_out, encoder_lens)
-        text = self.embed_text(batch["text_tokens"], batch["text_lens"])
+        audio, text = F.normalize(audio_raw, dim=-1), F.normalize(text_raw, dim=-1)
         loss = margin_info_nce(audio, text, self.scale(), self.margin)
         return {"loss": loss, "positive_cos": (audio * text).sum(-1).mean().detach()}
