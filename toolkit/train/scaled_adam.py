@@ -108,15 +108,35 @@ class ScaledAdam(torch.optim.Optimizer):
         self._last_factor = 1.0
 
     # ------------------------------------------------------------------ clipping
-    def _clip_factor(self, group: dict, params: list[Tensor]) -> float:
-        """Factor ≤ 1 by which this step's gradients are scaled (1 during the first period)."""
-        scale = group["clipping_scale"]
+    def _group_step(self, group: dict) -> tuple[dict, int]:
+        """The state holding the group's clipping history, and this step's index (advanced)."""
         gstate = self.state[group["params"][0]]
         step = gstate.setdefault("group_step", 0)
         gstate["group_step"] = step + 1
-        if scale is None or not params:
-            return 1.0
+        return gstate, step
+
+    def _clip_threshold(self, group: dict, gstate: dict, step: int, norm: Tensor) -> Tensor | None:
+        """Record this step's gradient norm; the threshold (``clipping_scale`` × the median of the
+        last period, re-estimated at the end of each period), or None during the first period.
+        Shared by both implementations."""
         period = group["clipping_update_period"]
+        if "norm_history" not in gstate:
+            gstate["norm_history"] = torch.zeros(period, device=norm.device)
+            gstate["clip_threshold"] = torch.zeros((), device=norm.device)
+        gstate["norm_history"][step % period] = norm
+        if step + 1 < period:
+            return None
+        if (step + 1) % period == 0:  # a full period of norms: re-estimate the threshold
+            gstate["clip_threshold"] = group["clipping_scale"] * gstate["norm_history"].median()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("scaled_adam: grad-norm threshold %.3e", float(gstate["clip_threshold"]))
+        return gstate["clip_threshold"]
+
+    def _clip_factor(self, group: dict, params: list[Tensor]) -> float:
+        """Factor ≤ 1 by which this step's gradients are scaled (1 during the first period)."""
+        gstate, step = self._group_step(group)
+        if group["clipping_scale"] is None or not params:
+            return 1.0
         sumsq = torch.zeros((), device=params[0].device)
         for p in params:
             g = p.grad.float()
@@ -126,22 +146,16 @@ class ScaledAdam(torch.optim.Optimizer):
                 g = g * rms
             sumsq = sumsq + g.pow(2).sum()
         norm = sumsq.sqrt()
-        if "norm_history" not in gstate:
-            gstate["norm_history"] = torch.zeros(period, device=norm.device)
-            gstate["clip_threshold"] = torch.zeros((), device=norm.device)
-        gstate["norm_history"][step % period] = norm
-        if step + 1 < period:
+        threshold = self._clip_threshold(group, gstate, step, norm)
+        if threshold is None:
             return 1.0
-        if (step + 1) % period == 0:  # a full period of norms: re-estimate the threshold
-            gstate["clip_threshold"] = scale * gstate["norm_history"].median()
-            log.debug("scaled_adam: grad-norm threshold %.3e", float(gstate["clip_threshold"]))
-        factor = min(1.0, float(gstate["clip_threshold"] / (norm + 1e-20)))
+        factor = min(1.0, float(threshold / (norm + 1e-20)))
         if factor < 0.1:
             log.warning(
                 "scaled_adam: gradients scaled by %.3g (norm %.3e, threshold %.3e)",
                 factor,
                 float(norm),
-                float(gstate["clip_threshold"]),
+                float(threshold),
             )
         return factor
 
@@ -253,11 +267,8 @@ class ScaledAdam(torch.optim.Optimizer):
 
     def _foreach_clip_factor(self, group: dict, buckets: list[_FlatBucket]) -> Tensor | None:
         """As ``_clip_factor`` without host syncs: ``None`` (no scaling) or a 0-d tensor."""
-        scale = group["clipping_scale"]
-        gstate = self.state[group["params"][0]]
-        step = gstate.setdefault("group_step", 0)
-        gstate["group_step"] = step + 1
-        if scale is None or not buckets:
+        gstate, step = self._group_step(group)
+        if group["clipping_scale"] is None or not buckets:
             return None
         period = group["clipping_update_period"]
         sq = []
@@ -267,18 +278,14 @@ class ScaledAdam(torch.optim.Optimizer):
                 norms = norms * b.rms.float()
             sq.append(norms.pow(2).sum())
         norm = torch.stack(sq).sum().sqrt()
-        if "norm_history" not in gstate:
-            gstate["norm_history"] = torch.zeros(period, device=norm.device)
-            gstate["clip_threshold"] = torch.zeros((), device=norm.device)
         if "factor_history" not in gstate:
             gstate["factor_history"] = torch.ones(period, device=norm.device)
-        gstate["norm_history"][step % period] = norm
-        if step + 1 < period:
+        threshold = self._clip_threshold(group, gstate, step, norm)
+        if threshold is None:
             return None
-        if (step + 1) % period == 0:  # a full period of norms: re-estimate the threshold
+        if (step + 1) % period == 0:
             self._warn_strong_clipping(gstate["factor_history"], period)
-            gstate["clip_threshold"] = scale * gstate["norm_history"].median()
-        factor = (gstate["clip_threshold"] / (norm + 1e-20)).clamp(max=1.0)
+        factor = (threshold / (norm + 1e-20)).clamp(max=1.0)
         gstate["factor_history"][step % period] = factor
         return factor
 
@@ -314,12 +321,12 @@ class ScaledAdam(torch.optim.Optimizer):
             if b.rms is None:  # scalars: plain Adam-normalised steps
                 denom = b.exp_avg_sq.div(bias).sqrt_().add_(eps)
                 b.delta.addcdiv_(g, denom, value=-lr * group["scalar_lr_scale"] * (1 - beta1))
-                torch._foreach_add_(b.params, b.delta_views)
-                torch._foreach_clamp_min_(b.params, -group["scalar_max"])
-                torch._foreach_clamp_max_(b.params, group["scalar_max"])
             else:
                 self._flat_tensor_update(group, b, g, bias, step)
-                torch._foreach_add_(b.params, b.delta_views)
+            torch._foreach_add_(b.params, b.delta_views)
+            if b.rms is None:
+                torch._foreach_clamp_min_(b.params, -group["scalar_max"])
+                torch._foreach_clamp_max_(b.params, group["scalar_max"])
             for p in b.params:
                 self.state[p]["step"] = step + 1
 
@@ -358,9 +365,7 @@ class _FlatBucket:
     """Flat optimiser state of parameters sharing device, dtype and step count. The
     per-parameter entries of ``optimizer.state`` are views into these buffers."""
 
-    params: list[Tensor]
-    ids: tuple[int, ...]  # in the order the optimiser met them (``params`` is sorted by size)
-    lengths: list[int]
+    params: list[Tensor]  # sorted by size
     runs: list[tuple[int, int, int, int, int]]  # (first elem, end elem, first param, end, numel)
     numels: Tensor  # (N,) float32 (a bf16/fp16 count would round or overflow)
     delta: Tensor  # (total,)
@@ -375,7 +380,6 @@ class _FlatBucket:
         """Concatenate existing per-parameter state (zeros / the current RMS where there is
         none yet) and point the per-parameter entries at the new buffers."""
         like = _like(params[0])
-        ids = tuple(id(p) for p in params)
         params = sorted(params, key=lambda p: p.numel())  # equal sizes side by side
         lengths = [p.numel() for p in params]
         numels = torch.tensor(lengths, dtype=torch.float32).to(like["device"])
@@ -405,8 +409,6 @@ class _FlatBucket:
                 start, first = end, i
         b = cls(
             params=params,
-            ids=ids,
-            lengths=lengths,
             runs=runs,
             numels=numels,
             delta=delta,
