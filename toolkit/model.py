@@ -53,10 +53,11 @@ class AudioModel(nn.Module):
             feats = self.augmentation(feats, lens)
         return feats, lens
 
-    def encode(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
-        """Waveforms → encoder output ``(B, T', D)`` and lengths ``(B,)``."""
+    def encode(self, audio: Tensor, audio_lens: Tensor, **encoder_kw: Any) -> tuple[Tensor, Tensor]:
+        """Waveforms → encoder output ``(B, T', D)`` and lengths ``(B,)`` (``encoder_kw``: extra
+        encoder arguments, e.g. a Zipformer's ``schedule``)."""
         feats, lens = self.features(audio, audio_lens)
-        return self.encoder(feats, lens)
+        return self.encoder(feats, lens, **encoder_kw)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         k = self.grad_cache_chunk
@@ -79,12 +80,8 @@ class AudioModel(nn.Module):
 
     def _project_audio(self, audio: Tensor, audio_lens: Tensor, schedule: Any) -> Tensor:
         """One chunk: waveforms → pre-normalisation audio embeddings ``(b, E)``."""
-        feats, lens = self.features(audio, audio_lens)
-        if schedule is None:
-            hidden, hlens = self.encoder(feats, lens)
-        else:
-            hidden, hlens = self.encoder(feats, lens, schedule=schedule)
-        return self.objective.project_audio(hidden, hlens)
+        kw = {} if schedule is None else {"schedule": schedule}
+        return self.objective.project_audio(*self.encode(audio, audio_lens, **kw))
 
 
 def build_tokenizer(cfg: dict[str, Any]) -> Any:
@@ -131,34 +128,49 @@ def build_model(
         special_ids=special,
     )
     if chunk is not None:
-        needs = ("project_audio", "project_text", "loss_from_projections")
-        if not all(hasattr(objective, n) for n in needs):
-            raise ConfigError(
-                f"objective.grad_cache_chunk: objective {obj_cfg.get('name')!r} does not split "
-                f"into towers and a loss ({', '.join(needs)}); supported: contrastive, siglip"
-            )
-        if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
-            raise ConfigError(f"objective.grad_cache_chunk: a positive integer, got {chunk!r}")
-        mro = type(objective).__mro__
-        owner = {a: next(c for c in mro if a in c.__dict__) for a in ("forward", needs[2])}
-        if mro.index(owner["forward"]) < mro.index(owner[needs[2]]):
-            raise ConfigError(
-                f"objective.grad_cache_chunk: {type(objective).__name__} overrides forward but "
-                f"not loss_from_projections, which the chunked path calls instead of forward; "
-                f"move its loss into loss_from_projections"
-            )
-        for part, module in (
-            ("frontend", frontend),
-            ("augmentation", augmentation),
-            ("encoder", encoder),
-            ("objective", objective),
-        ):
-            for name, sub in module.named_modules() if module is not None else ():
-                if hasattr(sub, "running_mean"):  # batch statistics: per chunk, updated twice
-                    raise ConfigError(
-                        f"objective.grad_cache_chunk: {part}.{name} ({type(sub).__name__}) "
-                        f"normalises with batch statistics, which would be computed per chunk "
-                        f"and updated again in the recomputation; use it without "
-                        f"grad_cache_chunk (or an encoder without batch norm)"
-                    )
+        check_grad_cache(chunk, obj_cfg.get("name"), frontend, augmentation, encoder, objective)
     return AudioModel(frontend, encoder, objective, augmentation, grad_cache_chunk=chunk)
+
+
+def check_grad_cache(
+    chunk: Any,
+    objective_name: str | None,
+    frontend: nn.Module,
+    augmentation: nn.Module | None,
+    encoder: nn.Module,
+    objective: nn.Module,
+) -> None:
+    """ConfigError unless ``objective.grad_cache_chunk`` can work with these modules: a positive
+    int, an objective split into towers and a loss (whose loss is not hidden in ``forward``), and
+    no module normalising with batch statistics."""
+    needs = ("project_audio", "project_text", "loss_from_projections")
+    if not all(hasattr(objective, n) for n in needs):
+        raise ConfigError(
+            f"objective.grad_cache_chunk: objective {objective_name!r} does not split "
+            f"into towers and a loss ({', '.join(needs)}); supported: contrastive, siglip"
+        )
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+        raise ConfigError(f"objective.grad_cache_chunk: a positive integer, got {chunk!r}")
+    mro = type(objective).__mro__
+    owner = {a: next(c for c in mro if a in c.__dict__) for a in ("forward", needs[2])}
+    if mro.index(owner["forward"]) < mro.index(owner[needs[2]]):
+        raise ConfigError(
+            f"objective.grad_cache_chunk: {type(objective).__name__} overrides forward but "
+            f"not loss_from_projections, which the chunked path calls instead of forward; "
+            f"move its loss into loss_from_projections"
+        )
+    parts = {
+        "frontend": frontend,
+        "augmentation": augmentation,
+        "encoder": encoder,
+        "objective": objective,
+    }
+    for part, module in parts.items():
+        for name, sub in module.named_modules() if module is not None else ():
+            if hasattr(sub, "running_mean"):  # batch statistics: per chunk, updated twice
+                raise ConfigError(
+                    f"objective.grad_cache_chunk: {part}.{name} ({type(sub).__name__}) "
+                    f"normalises with batch statistics, which would be computed per chunk "
+                    f"and updated again in the recomputation; use it without "
+                    f"grad_cache_chunk (or an encoder without batch norm)"
+                )

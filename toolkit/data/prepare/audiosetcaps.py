@@ -311,7 +311,7 @@ def prepare_audiosetcaps(
         NAME,
         output_dir,
         (("train", "dev") if heldout else ("train",)),
-        lambda split: items(split),
+        items,
         fn,
         item_id=lambda x: x["id"],
         num_jobs=num_jobs,
