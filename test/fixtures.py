@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +56,40 @@ def make_tone_corpus(
         )
         cuts.append(MonoCut(rec.id, 0.0, rec.duration, 0, recording=rec, supervisions=[sup]))
     return CutSet.from_cuts(cuts)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_bench(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python bench/<script> args`` from the repository root on one thread; asserts exit 0
+    (the output tails in the message otherwise) and returns the finished process."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+# A Zipformer with the real six-stack topology at widths that train in seconds on a CPU.
+TINY_ZIPFORMER = dict(
+    num_encoder_layers=1,
+    encoder_dim=[16, 24, 16, 24, 16, 16],
+    encoder_unmasked_dim=8,
+    feedforward_dim=32,
+    num_heads=2,
+    query_head_dim=4,
+    value_head_dim=4,
+    pos_head_dim=2,
+    pos_dim=8,
+    cnn_module_kernel=5,
+    subsampling_channels=[2, 4, 8],
+)
 
 
 def tiny_config(tmp: Path, train: Path, spm: Path, **overrides) -> list[str]:

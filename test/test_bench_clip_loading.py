@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from fixtures import run_bench
 
 
 def test_clip_loading_bench_tiny(tmp_path):
     out = tmp_path / "rows.json"
     args = ["--work-dir", str(tmp_path / "w"), "--clips", "2", "--formats", "48000x2x2"]
     args += ["--crop", "1", "--repeats", "1", "--json", str(out)]
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "clip_loading.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = run_bench("clip_loading.py", *args)
     rows = json.loads(out.read_text())["rows"]
     assert [r["shar_audio"] for r in rows] == ["original", "16 kHz mono"]
     assert all(r["source"] == "48 kHz, 2 ch, 2 s" and r["ms_per_clip"] > 0 for r in rows)

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from fixtures import run_bench
 
 
 def test_optimizer_bench_tiny_cpu(tmp_path):
     out = tmp_path / "opt.json"
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "optimizer_step.py"), "--tiny", "--device", "cpu"]
-        + ["--warmup", "9", "--repeats", "2", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    args = ["--tiny", "--device", "cpu", "--warmup", "9", "--repeats", "2", "--json", str(out)]
+    proc = run_bench("optimizer_step.py", *args)
     assert "| scaled_adam | " in proc.stdout and "| scaled_adam-reference | " in proc.stdout
     data = json.loads(out.read_text())
     rows = {r["optimizer"]: r for r in data["rows"]}

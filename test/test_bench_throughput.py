@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures import run_bench
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "bench" / "pretrain_throughput.py"
@@ -28,16 +29,7 @@ pt = _load_bench()
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env={**__import__("os").environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+    return run_bench(SCRIPT.name, *args, timeout=timeout)
 
 
 def _table_rows(stdout: str) -> list[list[str]]:

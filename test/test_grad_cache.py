@@ -9,6 +9,7 @@ import copy
 
 import pytest
 import torch
+from fixtures import TINY_ZIPFORMER
 
 from toolkit.config import ConfigError
 from toolkit.encoders.transformer import TransformerEncoder
@@ -16,6 +17,13 @@ from toolkit.encoders.zipformer import ZipformerEncoder
 from toolkit.frontends.fbank import Fbank
 from toolkit.model import AudioModel, build_model
 from toolkit.objectives.contrastive import Contrastive
+
+
+class Tok:
+    """The tokenizer attributes build_model reads."""
+
+    vocab_size, pad_id, bos_id, eos_id = 30, 0, 1, 2
+
 
 TEXT = {"name": "transformer", "dim": 32, "num_layers": 1, "num_heads": 2, "ff_dim": 64}
 
@@ -54,22 +62,8 @@ def test_chunked_loss_and_gradients_equal_the_whole_batch():
 
 def zipformer_model() -> AudioModel:
     torch.manual_seed(0)
-    enc = ZipformerEncoder(
-        80,
-        num_encoder_layers=1,
-        encoder_dim=[16, 24, 16, 24, 16, 16],
-        encoder_unmasked_dim=8,
-        feedforward_dim=32,
-        num_heads=2,
-        query_head_dim=4,
-        value_head_dim=4,
-        pos_head_dim=2,
-        pos_dim=8,
-        cnn_module_kernel=5,
-        subsampling_channels=[2, 4, 8],
-        warmup_batches=100.0,  # layer/module skipping and feature masks all active
-        dropout=0.1,
-    )
+    # warmup_batches 100: layer/module skipping and feature masks all active
+    enc = ZipformerEncoder(80, **TINY_ZIPFORMER, warmup_batches=100.0, dropout=0.1)
     obj = Contrastive(enc.output_dim, 30, {**TEXT, "dropout": 0.1}, embed_dim=16)
     return AudioModel(Fbank(), enc, obj, grad_cache_chunk=2).train()
 
@@ -135,10 +129,6 @@ def test_objectives_that_do_not_split_are_refused():
         "encoder": {"name": "transformer", "dim": 32, "num_layers": 1, "num_heads": 2},
         "objective": {"name": "captioning", "grad_cache_chunk": 4},
     }
-
-    class Tok:
-        vocab_size, pad_id, bos_id, eos_id = 30, 0, 1, 2
-
     with pytest.raises(ConfigError, match="grad_cache_chunk.*captioning.*supported: contrastive"):
         build_model(cfg, Tok())
     cfg["objective"] = {"name": "contrastive", "text_encoder": TEXT, "grad_cache_chunk": 0}
@@ -156,10 +146,6 @@ def test_batch_statistics_are_refused():
         "encoder": {"name": "cnn", "channels": [4, 8]},
         "objective": {"name": "contrastive", "text_encoder": TEXT, "grad_cache_chunk": 2},
     }
-
-    class Tok:
-        vocab_size, pad_id, bos_id, eos_id = 30, 0, 1, 2
-
     with pytest.raises(ConfigError, match="grad_cache_chunk: encoder.*batch statistics"):
         build_model(cfg, Tok())
 
@@ -179,10 +165,6 @@ def test_an_objective_that_overrides_only_forward_is_refused():
         "encoder": {"name": "transformer", "dim": 32, "num_layers": 1, "num_heads": 2},
         "objective": {"name": "own_forward_test", "text_encoder": TEXT, "grad_cache_chunk": 2},
     }
-
-    class Tok:
-        vocab_size, pad_id, bos_id, eos_id = 30, 0, 1, 2
-
     try:
         with pytest.raises(ConfigError, match="overrides forward but not loss_from_projections"):
             build_model(cfg, Tok())

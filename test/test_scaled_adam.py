@@ -7,6 +7,7 @@ import copy
 
 import pytest
 import torch
+from fixtures import TINY_ZIPFORMER
 from torch import nn
 
 from toolkit.encoders.zipformer import ZipformerEncoder
@@ -203,21 +204,7 @@ def test_zipformer_with_scaled_adam_resumes_bit_exactly():
 
     def make():
         torch.manual_seed(3)
-        enc = ZipformerEncoder(
-            40,
-            num_encoder_layers=1,
-            encoder_dim=[16, 24, 16, 24, 16, 16],
-            encoder_unmasked_dim=8,
-            feedforward_dim=32,
-            num_heads=2,
-            query_head_dim=4,
-            value_head_dim=4,
-            pos_head_dim=2,
-            pos_dim=8,
-            cnn_module_kernel=5,
-            subsampling_channels=[2, 4, 8],
-            warmup_batches=4.0,
-        ).train()
+        enc = ZipformerEncoder(40, **TINY_ZIPFORMER, warmup_batches=4.0).train()
         opt = ScaledAdam(enc.parameters(), lr=0.03, clipping_update_period=2)
         return enc, opt
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures import tiny_config
+from fixtures import TINY_ZIPFORMER, tiny_config
 
 from toolkit.schema import TrainConfig
 from toolkit.train import checkpoint as ckpt
@@ -102,11 +103,8 @@ def test_compiled_training_equals_eager(tone_data, tmp_path):
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
-ZIPFORMER_TINY = (
-    "{name: zipformer, num_encoder_layers: 1, encoder_dim: [16, 24, 16, 24, 16, 16], "
-    "encoder_unmasked_dim: 8, feedforward_dim: 32, num_heads: 2, query_head_dim: 4, "
-    "value_head_dim: 4, pos_head_dim: 2, pos_dim: 8, cnn_module_kernel: 5, "
-    "subsampling_channels: [2, 4, 8], warmup_batches: 1.0, output_dim: 32}"
+ZIPFORMER_TINY = json.dumps(  # a YAML flow mapping for the command line
+    {"name": "zipformer", **TINY_ZIPFORMER, "warmup_batches": 1.0, "output_dim": 32}
 )
 
 
