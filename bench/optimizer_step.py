@@ -46,6 +46,9 @@ def _load_throughput_bench() -> Any:
     return mod
 
 
+pt = _load_throughput_bench()  # model building, sync and logging shared with that bench
+
+
 class CountOps(TorchDispatchMode):
     """Counts dispatched operators (views excluded) and host reads of device scalars (always 0 on
     a CPU, where reading a scalar waits for nothing)."""
@@ -61,11 +64,6 @@ class CountOps(TorchDispatchMode):
         if "_local_scalar_dense" in func.__name__ and args[0].device.type != "cpu":
             self.syncs += 1  # a device → host read: the host waits for the stream
         return func(*args, **(kwargs or {}))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -88,10 +86,10 @@ def measure(
     opt = make_optimizer(name, params, lr=0.045)
     for _ in range(warmup):
         opt.step()
-    sync(device)
+    pt.sync(device)
     with CountOps() as counted:
         opt.step()
-    sync(device)
+    pt.sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
@@ -99,7 +97,7 @@ def measure(
     for _ in range(repeats):
         t0 = time.perf_counter()
         opt.step()
-        sync(device)
+        pt.sync(device)
         times.append(1000 * (time.perf_counter() - t0))
     peak = (
         (torch.cuda.max_memory_allocated(device) - base) / 2**30 if device.type == "cuda" else None
@@ -138,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
-    pt = _load_throughput_bench()
     pt.require_lhotse()
     config = args.config or REPO / pt.PAPER_CONF["contrastive"]
     with tempfile.TemporaryDirectory() as tmp:
