@@ -1023,7 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in notes:
         print(f"# {n}")
     sys.stdout.flush()
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
     rows: list[Row] = []
     flops_cache: dict[int, int] = {}
     oom_at: dict[str, int] = {}
@@ -1038,50 +1038,55 @@ def main(argv: list[str] | None = None) -> int:
             else args.batch_sizes
         )
     ]
-    for mode, b in plan:
-        row = Row(mode=mode, batch=b, objective=args.objective, data=args.data)
-        skip = None
-        if stopped:
-            skip = "skipped: stopped (SIGTERM)"
-        elif args.max_seconds is not None and time.perf_counter() - start > args.max_seconds:
-            skip = f"skipped: past --max-seconds {args.max_seconds:g}"
-        elif mode.startswith("compiled") and not hasattr(torch, "compile"):
-            skip = "skipped: no torch.compile"
-        elif mode.startswith("compiled") and device.type == "cpu" and not args.compile_on_cpu:
-            skip = "skipped: compile on CPU (pass --compile-on-cpu)"
-        elif mode in oom_at and b >= oom_at[mode]:
-            skip = f"OOM (skipped: OOM at batch {oom_at[mode]})"
-        if skip is None:
-            t = time.perf_counter()
-            try:
-                row = measure(
-                    args, cfg, tokenizer, mode, b, device, ceiling, flops_cache, args.work_dir
-                )
-            except _Stop:
-                stopped = True
-                row.status = "stopped (SIGTERM)"
-            except Exception as e:  # one failing configuration must not end the sweep
-                if is_oom(e):
-                    row.status = "OOM"
-                    oom_at[mode] = min(b, oom_at.get(mode, b))
-                else:
-                    import traceback
+    try:
+        for mode, b in plan:
+            row = Row(mode=mode, batch=b, objective=args.objective, data=args.data)
+            skip = None
+            if stopped:
+                skip = "skipped: stopped (SIGTERM)"
+            elif args.max_seconds is not None and time.perf_counter() - start > args.max_seconds:
+                skip = f"skipped: past --max-seconds {args.max_seconds:g}"
+            elif mode.startswith("compiled") and not hasattr(torch, "compile"):
+                skip = "skipped: no torch.compile"
+            elif mode.startswith("compiled") and device.type == "cpu" and not args.compile_on_cpu:
+                skip = "skipped: compile on CPU (pass --compile-on-cpu)"
+            elif mode in oom_at and b >= oom_at[mode]:
+                skip = f"OOM (skipped: OOM at batch {oom_at[mode]})"
+            if skip is None:
+                t = time.perf_counter()
+                try:
+                    row = measure(
+                        args, cfg, tokenizer, mode, b, device, ceiling, flops_cache, args.work_dir
+                    )
+                except _Stop:
+                    stopped = True
+                    row.status = "stopped (SIGTERM)"
+                except Exception as e:  # one failing configuration must not end the sweep
+                    if is_oom(e):
+                        row.status = "OOM"
+                        oom_at[mode] = min(b, oom_at.get(mode, b))
+                    else:
+                        import traceback
 
-                    traceback.print_exc()
-                    row.status = f"error: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
-            free_memory(device, compiled=mode.startswith("compiled"))
-            print(
-                f"# {mode} batch {b}: {row.status}"
-                + (f", {row.audio_s_per_s:,.0f} audio-s/s" if row.audio_s_per_s else "")
-                + f" ({time.perf_counter() - t:.1f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-        else:
-            row.status = skip
-        rows.append(row)
-        add_speedups(rows)
-        write_json(args.json, meta, rows)
+                        traceback.print_exc()
+                        row.status = f"error: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+                free_memory(device, compiled=mode.startswith("compiled"))
+                print(
+                    f"# {mode} batch {b}: {row.status}"
+                    + (f", {row.audio_s_per_s:,.0f} audio-s/s" if row.audio_s_per_s else "")
+                    + f" ({time.perf_counter() - t:.1f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            else:
+                row.status = skip
+            rows.append(row)
+            add_speedups(rows)
+            write_json(args.json, meta, rows)
+    finally:  # an in-process caller (the tests) must not keep this handler: forked children
+        # (e.g. a multiprocessing pool's workers) would inherit it, and Pool.terminate's SIGTERM
+        # would raise inside them instead of ending them
+        signal.signal(signal.SIGTERM, previous_handler)
     print(format_table(rows))
     if tmp is not None:
         tmp.cleanup()

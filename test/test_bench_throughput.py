@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -116,12 +117,15 @@ def test_oom_is_reported_and_larger_batches_skipped(tmp_path, monkeypatch, capsy
     monkeypatch.setattr(pt, "measure", fake_measure)
     monkeypatch.setattr(pt, "matmul_ceiling", lambda device, tiny: (1.0, "stub"))
     out = tmp_path / "rows.json"
+    handler = signal.getsignal(signal.SIGTERM)
     code = pt.main(
         ["--device", "cpu", "--tiny", "--batch-sizes", "2,4,8", "--modes", "eager-fp32,eager-bf16",
          "--json", str(out), "--work-dir", str(tmp_path)]
     )  # fmt: skip
     assert code == 0
-    assert calls == [("eager-fp32", 2), ("eager-fp32", 4), ("eager-bf16", 2), ("eager-bf16", 4)]
+    assert (
+        signal.getsignal(signal.SIGTERM) is handler
+    )  # not left to the caller's forks    assert calls == [("eager-fp32", 2), ("eager-fp32", 4), ("eager-bf16", 2), ("eager-bf16", 4)]
     rows = json.loads(out.read_text())["rows"]
     assert [r["status"] for r in rows] == ["ok", "OOM", "OOM (skipped: OOM at batch 4)"] * 2
     assert rows[3]["speedup_vs_eager_fp32"] == pytest.approx(2.5)
