@@ -13,6 +13,7 @@ setup(
     # without CUDA) first, and a bare "torch" requirement would let pip pull a CUDA build.
     install_requires=[
         "lhotse>=1.24",
+        "urllib3>=1.26",  # lhotse imports it at import time without declaring it (lhotse 1.33)
         "sentencepiece>=0.1.99",
         "tensorboard>=2.10",
         "pyyaml>=6",
