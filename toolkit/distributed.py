@@ -90,6 +90,13 @@ def gather_with_grad(x: Tensor, sizes: list[int] | None = None) -> tuple[Tensor,
     return _GatherVariable.apply(x, sizes), sum(sizes[: dist.get_rank()])
 
 
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on at least one (one all-reduce)."""
+    t = torch.tensor(float(flag), device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def all_reduce_mean(x: Tensor) -> Tensor:
     """Mean over ranks (no grad), identity without a process group."""
     if not is_distributed():

@@ -29,9 +29,11 @@ TOP_LEVEL = (*PLUGIN_SECTIONS, "data", "train", "eval", "seed", "plugins", "exp_
 class DataConfig:
     """Where the cuts are and how they are batched."""
 
-    train: str | None = None  # training cuts (jsonl.gz)
-    dev: str | None = None  # dev cuts (probe model selection, validation loss)
-    test: str | None = None  # test cuts (evaluation)
+    # Each split: a cut manifest, a Shar directory, or [{path, weight, subset}, ...]
+    # (toolkit.data.sources; docs/training.md "Training data").
+    train: str | dict | list | None = None  # training cuts
+    dev: str | dict | list | None = None  # dev cuts (probe model selection, validation loss)
+    test: str | dict | list | None = None  # test cuts (evaluation)
     sampling_rate: int = 16000  # Hz; audio at other rates is resampled on the fly
     max_duration: float = 200.0  # seconds of audio per batch and rank
     num_buckets: int = 10  # duration buckets of the DynamicBucketingSampler
@@ -60,6 +62,17 @@ class TrainConfig:
     progress: bool = True  # tqdm progress bar
     compile: bool = False  # torch.compile the encoder and the objective (in place; same keys)
     compile_backend: str = "inductor"  # torch.compile backend ("eager": trace only, for checks)
+    log_cut_ids: bool = (
+        False  # append every batch's cut ids to cut_ids.rank<r>.tsv (data-order audits)
+    )
+    ema_decay: float | None = None  # EMA of the weights after every step (e.g. 0.999); None: off
+
+    def __post_init__(self) -> None:
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(
+                f"{locate('train.ema_decay')}train.ema_decay={self.ema_decay}: must be in [0, 1) "
+                "(e.g. 0.999), or null for no EMA"
+            )
 
 
 @dataclass

@@ -15,13 +15,12 @@ import shutil
 from pathlib import Path
 
 import torch
-from lhotse import CutSet
 
 from toolkit import distributed as D
 from toolkit.bin.common import add_config_args, config_from_args, run_cli
 from toolkit.config import ConfigError, dump_config
 from toolkit.data.dataset import CaptionDataset
-from toolkit.data.sampling import make_loader, make_sampler
+from toolkit.data.streaming import train_loader
 from toolkit.model import build_model, build_tokenizer
 from toolkit.registry import OPTIMIZERS, SCHEDULERS
 from toolkit.schema import data_config, train_config
@@ -30,37 +29,6 @@ from toolkit.train.trainer import Trainer, resolve_device
 from toolkit.utils.logging import setup_logging
 
 log = logging.getLogger("toolkit.train")
-
-
-class _DurationFilter:
-    """Keeps cuts of at least ``min_duration`` s; logs each dropped cut by id (the first five as
-    warnings, the rest at debug level)."""
-
-    def __init__(self, min_duration: float) -> None:
-        self.min_duration = min_duration
-        self.dropped = 0
-
-    def __call__(self, cut) -> bool:
-        if cut.duration >= self.min_duration:
-            return True
-        self.dropped += 1
-        log.log(
-            logging.WARNING if self.dropped <= 5 else logging.DEBUG,
-            "dropping cut %s: %.3fs is shorter than data.min_clip_duration=%.2fs",
-            cut.id,
-            cut.duration,
-            self.min_duration,
-        )
-        return False
-
-
-def load_train_cuts(path: str | None, min_duration: float) -> CutSet:
-    """Training cuts, read lazily (any corpus size), with too-short clips dropped and counted."""
-    if not path:
-        raise ConfigError("data.train: no training manifest given")
-    if not Path(path).is_file():
-        raise ConfigError(f"data.train: {path} does not exist (run the data preparation stage)")
-    return CutSet.from_jsonl_lazy(path).filter(_DurationFilter(min_duration))
 
 
 def keep_stats_with_run(cfg: dict, exp: Path) -> None:
@@ -135,27 +103,26 @@ def main(argv: list[str] | None = None) -> int:
         )
     torch.manual_seed(seed + 1000 * D.rank())  # per-rank dropout/augmentation stream
 
-    cuts = load_train_cuts(dcfg.train, dcfg.min_clip_duration)
-    sampler = make_sampler(
-        cuts,
-        max_duration=dcfg.max_duration,
-        num_buckets=dcfg.num_buckets,
-        seed=seed,
-        world_size=D.world_size(),
-        rank=D.rank(),
-        drop_last=dcfg.drop_last,
-        bucketing=dcfg.bucketing,
-    )
     dataset = CaptionDataset(
         tokenizer,
         sampling_rate=dcfg.sampling_rate,
         max_clip_duration=dcfg.max_clip_duration,
         seed=seed,
     )
-    loader = make_loader(dataset, sampler, num_workers=dcfg.num_workers, seed=seed)
-    trainer = Trainer(
-        ddp_model, optimizer, scheduler, loader, sampler, tcfg, exp, device, dataset=dataset
+    loader = train_loader(
+        dcfg.train,
+        dataset,
+        dcfg.max_duration,
+        rank=D.rank(),
+        world_size=D.world_size(),
+        num_workers=dcfg.num_workers,
+        seed=seed,
+        bucketing=dcfg.bucketing,
+        num_buckets=dcfg.num_buckets,
+        drop_last=dcfg.drop_last,
+        min_duration=dcfg.min_clip_duration,
     )
+    trainer = Trainer(ddp_model, optimizer, scheduler, loader, loader, tcfg, exp, device)
     if args.resume and not trainer.resume():
         log.info("--resume: no checkpoint in %s, starting from scratch", exp / "checkpoints")
     trainer.fit()

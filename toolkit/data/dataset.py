@@ -27,6 +27,7 @@ from lhotse import CutSet
 from lhotse.cut import Cut
 
 from toolkit.data.cuts import cut_captions, cut_labels
+from toolkit.data.shar import with_shar_audio
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,9 @@ def stable_rng(*keys: Any) -> random.Random:
 
 
 def load_mono(cut: Cut, sampling_rate: int) -> np.ndarray:
-    """Audio of ``cut`` resampled to ``sampling_rate`` and averaged over channels → ``(S,)``."""
+    """Audio of ``cut`` resampled to ``sampling_rate`` and averaged over channels → ``(S,)``.
+    Cuts streamed from Shar get their audio bytes from the tar here (:mod:`toolkit.data.shar`)."""
+    cut = with_shar_audio(cut)
     if cut.sampling_rate != sampling_rate:
         cut = cut.resample(sampling_rate)
     audio = np.asarray(cut.load_audio(), dtype=np.float32)

@@ -5,7 +5,8 @@ Features: AdamW-style optimiser and LR-scheduler plugins, gradient accumulation 
 bf16 autocast on CUDA (fp32 on CPU), DDP (gloo/NCCL), atomic checkpoints every N steps with
 keep-last-K, bit-exact ``resume`` (model, optimiser, scheduler, sampler position, every rank's RNG
 states; under another world size: the same global data position, fresh RNG streams for new ranks),
-non-finite loss skipping with an abort after N in a row, TensorBoard + CSV scalars, a progress bar.
+non-finite loss skipping with an abort after N in a row, TensorBoard + CSV scalars, a progress bar,
+an optional EMA of the weights (``train.ema_decay``, saved under ``"ema"``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from toolkit import distributed as D
 from toolkit.data.sampling import rescale_position
 from toolkit.schema import TrainConfig
 from toolkit.train.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
+from toolkit.train.ema import EMA
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +104,19 @@ class Trainer:
         )
         self.writer = None
         self.csv_path = self.run_dir / "train_log.csv"
+        self.ema = EMA(self.module, cfg.ema_decay) if cfg.ema_decay is not None else None
 
     # ------------------------------------------------------------------ state
-    def state_dict(self, rng_per_rank: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def state_dict(
+        self,
+        rng_per_rank: list[dict[str, Any]] | None = None,
+        data_per_rank: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """Everything :meth:`resume` needs; ``rng_per_rank``: every rank's RNG states in rank
         order (:meth:`save` gathers them; default: this process's)."""
         return {
             "model": self.module.state_dict(),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "trainer": {
@@ -119,6 +127,7 @@ class Trainer:
                 "skipped_data": self.skipped_data,
             },
             "rng_per_rank": rng_per_rank or [rng_state()],
+            "data_per_rank": data_per_rank or [self._data_state()],
             "world_size": D.world_size(),
             **(self.extra_state() if self.extra_state else {}),
         }
@@ -136,6 +145,11 @@ class Trainer:
         if state is None:
             return False
         self.module.load_state_dict(state["model"])
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+        elif self.ema is not None:  # a run that started without train.ema_decay
+            log.warning("the checkpoint has no EMA weights; the EMA starts at the resumed model")
+            self.ema.reset(self.module)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])
@@ -148,7 +162,9 @@ class Trainer:
         set_rng_state(per_rank[rank] if rank < len(per_rank) else per_rank[0])
         if new_rank:  # a rank the checkpoint did not have: its own stream, fixed by (step, rank)
             torch.manual_seed(torch.initial_seed() + 1000003 * rank + self.step)
-        if saved_world != world:
+        if hasattr(self.loader, "load_state_dict"):  # a streamed loader (toolkit.data.streaming)
+            self._resume_stream(state, rank, saved_world)
+        elif saved_world != world:
             old = self.batch_in_epoch
             self.batch_in_epoch = rescale_position(old, saved_world, world)
             log.warning(
@@ -165,18 +181,56 @@ class Trainer:
                 world,
             )
         self._truncate_csv(self.step)
+        self._truncate_cut_ids(self.step)
         log.info(
             "resumed from step %d (epoch %d, batch %d)", self.step, self.epoch, self.batch_in_epoch
         )
         return True
 
+    def _data_state(self) -> dict[str, Any] | None:
+        return self.loader.state_dict() if hasattr(self.loader, "state_dict") else None
+
+    def _resume_stream(self, state: dict[str, Any], rank: int, saved_world: int) -> None:
+        """Give the streamed loader this rank's position back. Under another world size or
+        number of data workers the slots read other shards, so the interrupted epoch cannot
+        continue exactly: training goes on at the start of the next epoch (a warning says how
+        much of the epoch is skipped)."""
+        per_rank = state.get("data_per_rank") or []
+        mine = per_rank[rank] if rank < len(per_rank) and saved_world == D.world_size() else None
+        if self.batch_in_epoch == 0:
+            return
+        if mine is not None and self.loader.load_state_dict(mine):
+            return
+        log.warning(
+            "the checkpoint's data position (epoch %d, %d batches in) was saved with another "
+            "world size or data.num_workers (%s); the rest of epoch %d is skipped and training "
+            "continues at the start of epoch %d",
+            self.epoch,
+            self.batch_in_epoch,
+            f"world size {saved_world}, now {D.world_size()}"
+            if saved_world != D.world_size()
+            else "data.num_workers changed",
+            self.epoch,
+            self.epoch + 1,
+        )
+        self.epoch += 1
+        self.batch_in_epoch = 0
+
+    def ema_state_dict(self) -> dict[str, Any] | None:
+        """The EMA weights (``train.ema_decay``) under the model's keys; None without EMA."""
+        return self.ema.model_state_dict() if self.ema is not None else None
+
     def save(self) -> None:
         """Checkpoint (rank 0 writes). Collective under DDP: every rank's RNG state is gathered
         into ``rng_per_rank`` beside the world size."""
         rngs = D.all_gather_objects(rng_state())
+        datas = D.all_gather_objects(self._data_state())
         if self.is_main:
             path = save_checkpoint(
-                self.run_dir / "checkpoints", self.step, self.state_dict(rngs), self.cfg.keep_last
+                self.run_dir / "checkpoints",
+                self.step,
+                self.state_dict(rngs, datas),
+                self.cfg.keep_last,
             )
             log.info("saved %s", path)
 
@@ -214,7 +268,16 @@ class Trainer:
         return bool(ok.item())
 
     def _batches(self):
-        """Endless (epoch, batch) stream starting at the resumed position."""
+        """Endless (epoch, batch) stream starting at the resumed position.
+
+        Under DDP the ranks agree before every batch whether any rank still has one (one
+        all-reduce of a flag): an epoch ends on all ranks together, and a rank whose data ran
+        out first (or whose batch lost all its clips) runs its last batch again as *padding*
+        (``batch["padding"] = True``: loss × 0, not counted) so that no collective waits for
+        it. Every cut is still seen once per epoch across the ranks.
+        """
+        distributed = D.is_distributed()
+        last = None
         while True:
             if self.cfg.max_epochs is not None and self.epoch >= self.cfg.max_epochs:
                 return
@@ -222,8 +285,31 @@ class Trainer:
             self.sampler.set_epoch(self.epoch, skip=start)
             if self.dataset is not None and hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(self.epoch)
-            for batch in self.loader:
-                self.batch_in_epoch += 1
+            it = iter(self.loader)
+            while True:
+                batch = next(it, None)
+                if batch is not None:
+                    self.batch_in_epoch += 1
+                    self.skipped_data += int(batch.get("num_skipped", 0))
+                usable = batch is not None and bool(batch.get("cut_ids", [None]))
+                if distributed:
+                    if not D.any_rank(batch is not None, self.device):
+                        break
+                    if not usable:
+                        if last is None:
+                            raise TrainingError(
+                                f"rank {D.rank()} has no usable batch in epoch {self.epoch} "
+                                "while other ranks do: the training set has fewer usable clips "
+                                "than ranks x data workers can share"
+                            )
+                        yield {**last, "padding": True}
+                        continue
+                elif batch is None:
+                    break
+                elif not usable:
+                    log.warning("empty batch (all its clips were skipped); moving on")
+                    continue
+                last = batch
                 yield batch
             if start == 0 and self.batch_in_epoch == 0:
                 raise TrainingError(
@@ -255,10 +341,9 @@ class Trainer:
             batch = next(batches, None)
             if batch is None:
                 break
-            self.skipped_data += int(batch.get("num_skipped", 0))
-            if not batch.get("cut_ids", [None]):
-                log.warning("empty batch (all its clips were skipped); moving on")
-                continue
+            padding = bool(batch.get("padding"))
+            if not padding:
+                self._log_cut_ids(batch)
             batch = to_device(batch, self.device)
             last_micro = micro + 1 == cfg.accum_grad
             sync = (
@@ -269,7 +354,7 @@ class Trainer:
             with sync:
                 with self.autocast():
                     out = self.model(batch)
-                loss = out["loss"]
+                loss = out["loss"] * 0.0 if padding else out["loss"]
                 if not self._all_finite(loss):
                     self.bad_streak += 1
                     log.warning(
@@ -291,10 +376,11 @@ class Trainer:
                     continue
                 (loss / cfg.accum_grad).backward()
             micro += 1
-            acc_dur += float(batch.get("duration", 0.0))
-            for k, v in out.items():
+            for k, v in {} if padding else out.items():
                 if isinstance(v, torch.Tensor) and v.numel() == 1:
                     acc_loss[k] = acc_loss.get(k, 0.0) + float(v.detach()) / cfg.accum_grad
+            if not padding:
+                acc_dur += float(batch.get("duration", 0.0))
             if micro < cfg.accum_grad:
                 continue
             micro = 0
@@ -311,6 +397,8 @@ class Trainer:
                     )
                 continue
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(self.module)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scheduler is not None:
                 self.scheduler.step()
@@ -351,6 +439,27 @@ class Trainer:
             )
         if self.writer is not None:
             self.writer.close()
+
+    def _log_cut_ids(self, batch: dict[str, Any]) -> None:
+        """With ``train.log_cut_ids``: append ``step<TAB>epoch<TAB>id,id,...`` to
+        ``cut_ids.rank<r>.tsv`` (the exact data order; :meth:`resume` drops lines of steps that
+        are trained again)."""
+        if not self.cfg.log_cut_ids:
+            return
+        with open(self._cut_id_path(), "a") as f:
+            f.write(f"{self.step}\t{self.epoch}\t{','.join(batch['cut_ids'])}\n")
+
+    def _cut_id_path(self) -> Path:
+        return self.run_dir / f"cut_ids.rank{D.rank()}.tsv"
+
+    def _truncate_cut_ids(self, step: int) -> None:
+        path = self._cut_id_path()
+        if not self.cfg.log_cut_ids or not path.exists():
+            return
+        keep = [ln for ln in path.read_text().splitlines(True) if int(ln.split("\t")[0]) < step]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(keep))
+        tmp.replace(path)
 
     def _clip(self) -> float:
         params = [p for p in self.module.parameters() if p.grad is not None]
