@@ -30,6 +30,7 @@ from lhotse import CutSet
 
 from toolkit.bin.common import run_cli
 from toolkit.config import ConfigError, load_config
+from toolkit.data.sources import open_cuts, source_paths
 from toolkit.evaluate.embeddings import EmbeddingSet, extract
 from toolkit.evaluate.folds import average_rounds, fold_splits
 from toolkit.evaluate.leakage import find_leaks, leak_message
@@ -56,8 +57,9 @@ def checkpoint_path(exp_dir: Path) -> Path | None:
 
 
 def load_pretrained(exp_dir: Path, cfg: dict[str, Any], tokenizer: Any) -> AudioModel:
-    """The model of ``exp_dir/model.pt`` (or its newest checkpoint)."""
-    from toolkit.train.checkpoint import load_latest
+    """The model of ``exp_dir/model.pt`` (or its newest checkpoint); its EMA weights when it
+    has them (``train.ema_decay``)."""
+    from toolkit.train.checkpoint import load_latest, model_weights
 
     path = exp_dir / "model.pt"
     state = torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
@@ -65,7 +67,8 @@ def load_pretrained(exp_dir: Path, cfg: dict[str, Any], tokenizer: Any) -> Audio
     if state is None:
         raise ConfigError(f"--exp-dir: no model.pt or checkpoint in {exp_dir} (train first)")
     model = build_model(cfg, tokenizer, init_weights=False)
-    model.load_state_dict(state["model"])
+    source = path if path.is_file() else exp_dir / "checkpoints"
+    model.load_state_dict(model_weights(state, source))
     return model.eval()
 
 
@@ -190,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     dcfg, ecfg = data_config(cfg), eval_config(cfg)
     for i, b in enumerate(ecfg.evaluators):  # early check: nothing is loaded yet
         EVALUATORS.check(b, f"eval.evaluators[{i}]", EVALUATOR_CONTEXT_ARGS)
-    wanted = list(ecfg.folds) or [getattr(dcfg, s) for s in ("train", "dev", "test")]
-    missing = [p for p in wanted if not p or not Path(p).is_file()]
+    wanted = list(ecfg.folds) or [
+        p for s in ("train", "dev", "test") for p in source_paths(getattr(dcfg, s)) or [None]
+    ]
+    missing = [p for p in wanted if not p or not Path(p).exists()]
     if missing and args.skip_missing:
         log.warning(
             "skipping this evaluation: manifest(s) not found: %s", ", ".join(map(str, missing))
@@ -206,18 +211,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"eval.folds[{k}]: manifest {path} not found")
             cuts[f"fold{k + 1}"] = CutSet.from_file(path).to_eager()
     else:
-        for split in ("train", "dev", "test"):
-            path = getattr(dcfg, split)
-            if not path or not Path(path).is_file():
-                raise ConfigError(f"data.{split}: manifest {path} not found")
-            cuts[split] = CutSet.from_file(path).to_eager()
+        for split in ("train", "dev", "test"):  # a manifest, a Shar dir or a list of sources
+            cuts[split] = open_cuts(getattr(dcfg, split), f"data.{split}").to_eager()
     if ecfg.check_leakage:
-        pretrain_path = data_config(load_config([exp / "config.yaml"])).train
-        if pretrain_path and Path(pretrain_path).is_file():
+        pretrain = data_config(load_config([exp / "config.yaml"])).train
+        if pretrain and all(Path(p).exists() for p in source_paths(pretrain)):
             evaluated = {s: c for s, c in cuts.items() if s != "train"}
-            leaks = find_leaks(CutSet.from_jsonl_lazy(pretrain_path), evaluated)
+            leaks = find_leaks(open_cuts(pretrain, "data.train"), evaluated)
             if leaks:
-                raise ConfigError(leak_message(leaks, pretrain_path))
+                raise ConfigError(leak_message(leaks, ", ".join(source_paths(pretrain))))
 
     tokenizer = build_tokenizer(cfg)
     evaluators = [

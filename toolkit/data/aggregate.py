@@ -57,6 +57,7 @@ from toolkit.data.aggregate_mix import (
     weighted_count,
     weighted_stream,
     write_mixed,
+    write_subset_sizes,
 )
 from toolkit.data.aggregate_stats import SplitStats
 from toolkit.data.aggregate_text import TextOptions, dedup_captions
@@ -383,6 +384,7 @@ def aggregate(
         sizes,
         cfg.seed,
     )
+    write_subset_sizes(sizes, out_dir)
     summary["subsets"] = {
         tag: {"clips": n, "per_source": {s: int((ranks[s] < n).sum()) for s in kept}}
         for tag, n in sizes.items()
@@ -432,6 +434,7 @@ def aggregate(
             cfg.shar_shard_size,
             cfg.shar_sampling_rate,
         )
+        write_subset_sizes(sizes, Path(cfg.shar_dir))
         summary["shar"] = {k: len(v) for k, v in shards.items()}
         files["shar"] = Path(cfg.shar_dir)
 

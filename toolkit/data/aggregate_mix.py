@@ -263,6 +263,28 @@ def concat_manifests(paths: Sequence[Path], out: Path) -> int:
     return n
 
 
+def with_subset_rank(line: str, rank: int) -> str:
+    """A cut JSON line with ``custom["subset_rank"] = rank``: a training source selects a nested
+    subset from it without a file per subset (``data.train: {path: ..., subset: 0.1}``,
+    :mod:`toolkit.data.sources`)."""
+    d = json.loads(line)
+    d["custom"] = {**(d.get("custom") or {}), "subset_rank": rank}
+    return json.dumps(d, ensure_ascii=False) + "\n"
+
+
+def write_subset_sizes(sizes: dict[str, int], *dirs: Path) -> None:
+    """``cuts.subsets.json`` (``{tag: clips}``) into each of ``dirs``: the subset table a
+    training source's ``subset: <tag>`` is resolved with. (In a Shar directory the name must
+    start with ``cuts.`` and not end in ``.jsonl``: Lhotse's reader takes every other file as a
+    field of the shards.)"""
+    text = json.dumps(sizes, indent=1)
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / ".cuts.subsets.json.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, d / "cuts.subsets.json")
+
+
 def write_mixed(
     manifests: Sequence[Path],
     ranks: Sequence[np.ndarray],
@@ -272,6 +294,8 @@ def write_mixed(
     seed: int,
 ) -> None:
     """Interleave per-source manifests into ``out`` and the nested subsets, in one pass.
+
+    Every line of ``out`` carries its rank (:func:`with_subset_rank`).
 
     Args:
         manifests, ranks: per source, its manifest and the global ranks of its cuts
@@ -286,6 +310,7 @@ def write_mixed(
         f_all = stack.enter_context(atomic_line_writer(out))
         opened = {t: stack.enter_context(atomic_line_writer(subset_paths[t])) for t in partial}
         for _, (line, rank) in interleave(streams, [len(r) for r in ranks], seed):
+            line = with_subset_rank(line, int(rank))
             f_all.write(line)
             for t, n in partial.items():
                 if rank < n:

@@ -88,8 +88,9 @@ def iter_cut_dicts(path: Path) -> Iterator[dict[str, Any]]:
         with opener(path, "rt", encoding="utf-8") as f:
             for line in f:
                 if line.strip():
+                    d = json.loads(line)
                     n += 1
-                    yield json.loads(line)
+                    yield d
     except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as e:
         log.warning(
             "%s is damaged after %d cuts (%s: %s); the rest of this file is skipped",

@@ -15,7 +15,7 @@ A source value in the config is one of (docs/training.md, "Training data")::
   single source is read exactly once per epoch.
 * ``subset``: a nested data-scaling subset of an aggregated corpus without rewriting audio: the
   aggregation stores each training cut's stratified rank (``custom["subset_rank"]``) and the
-  sizes of its subsets (``subsets.json`` in the Shar directory and the aggregate directory); a
+  sizes of its subsets (``cuts.subsets.json`` in the Shar and aggregate directories); a
   subset tag (``"0.1"``, ``"n5000"``) or a clip count keeps the cuts of rank below its size,
   exactly the cuts of ``cuts_train_<tag>.jsonl.gz``.
 
@@ -46,7 +46,7 @@ from toolkit.data.shar import Shard, SharError, list_shards, read_shard
 
 log = logging.getLogger(__name__)
 
-SUBSETS_FILE = "subsets.json"
+SUBSETS_FILE = "cuts.subsets.json"  # written by toolkit.data.aggregate_mix.write_subset_sizes
 RANK_KEY = "subset_rank"
 
 

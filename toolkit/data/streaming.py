@@ -17,6 +17,7 @@ one deterministic, resumable sequence per rank.
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -115,7 +116,8 @@ class SlotBatches(torch.utils.data.IterableDataset):
             rank=0,
             drop_last=self.drop_last,
         )
-        if self.bucketing:
+        # a slot with fewer cuts than buckets (a tiny corpus over many slots) cannot be bucketed
+        if self.bucketing and sum(1 for _ in islice(cuts, self.num_buckets)) >= self.num_buckets:
             s = DynamicBucketingSampler(
                 cuts,
                 num_buckets=self.num_buckets,
