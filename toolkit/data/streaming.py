@@ -17,8 +17,8 @@ one deterministic, resumable sequence per rank.
 from __future__ import annotations
 
 import logging
-from itertools import islice
 from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 import torch
