@@ -53,6 +53,7 @@ setup(
             "toolkit-prepare=toolkit.bin.prepare:cli",
             "toolkit-aggregate=toolkit.bin.aggregate:cli",
             "toolkit-report=toolkit.bin.report:cli",
+            "toolkit-average=toolkit.bin.average:cli",
         ]
     },
 )

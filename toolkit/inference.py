@@ -50,6 +50,7 @@ from toolkit.config import ConfigError, apply_overrides, load_config
 from toolkit.data.dataset import pad_stack
 from toolkit.registry import ENCODERS, FRONTENDS, import_plugins
 from toolkit.schema import data_config, eval_config
+from toolkit.train.checkpoint import model_weights
 from toolkit.train.init_from import STATE_KEYS, split_init_keys
 
 log = logging.getLogger(__name__)
@@ -642,7 +643,10 @@ def _load_state(run: Path, checkpoint: Path | None) -> tuple[dict[str, Any], Pat
     return state, list_checkpoints(run / "checkpoints")[-1][1]
 
 
-def _weights(state: dict[str, Any]) -> dict[str, Tensor]:
+def _weights(state: dict[str, Any], source: Any = None) -> dict[str, Tensor]:
+    """The EMA weights of a checkpoint that has them (``train.ema_decay``), else its model's."""
+    if isinstance(state.get("ema"), dict) or isinstance(state.get("model"), dict):
+        return model_weights(state, source)
     for k in STATE_KEYS:
         if isinstance(state.get(k), dict):
             return state[k]
@@ -708,7 +712,7 @@ def load_encoder(
     frontend = FRONTENDS.build(cfg["frontend"], key="frontend")
     enc_cfg, _ = split_init_keys(cfg["encoder"], "encoder")  # trained weights replace init_from
     encoder = ENCODERS.build(enc_cfg, key="encoder", input_dim=frontend.output_dim)
-    weights = _weights(state)
+    weights = _weights(state, ckpt_path)
     for name, module in (("frontend", frontend), ("encoder", encoder)):
         sub = {k[len(name) + 1 :]: v for k, v in weights.items() if k.startswith(name + ".")}
         if not sub and module.state_dict():
