@@ -18,9 +18,13 @@ slots per dataloader worker, duration-bucketing sampler, audio decoded in the wo
    lines; every cut's recording is one of 8 shared wav files, so the audio costs nothing to
    write). Each (corpus, ``--rss-workers``) is streamed in a fresh process: the whole epoch of the
    small corpus, and the first ``--rss-cuts`` cuts of the big one (0: its whole epoch); its
-   shards are read lazily. Reported: the peak resident memory (``ru_maxrss``) of the main
-   process and of the largest dataloader worker, and their growth from the small to the big
-   corpus (target ≤ 10 %).
+   shards are read lazily. Reported: the resident memory of the main process and of the largest
+   dataloader worker at ⅓ and ⅔ of the stream (flat = nothing accumulates per cut), their peaks
+   (``VmHWM`` of the main process, ``ru_maxrss`` of the joined workers) and the growth of the
+   peaks from the small to the big corpus (target ≤ 10 %).
+
+The last line gives the load average and how much parallel CPU the machine gave (two concurrent
+CPU-bound processes against one): worker rows can only beat the 0-worker row by that much.
 
     python bench/data_stream.py [--work-dir /tmp/stream_bench] [--json out.json]
     python bench/data_stream.py --quick      # seconds; what test/test_bench_data_stream.py runs
@@ -129,8 +133,6 @@ def write_clip_corpus(
         CutSet.from_cuts(cuts).to_file(manifest)
         export_shar(manifest, shar, "flac", shard_size=shard_size)
         (folder / "params.json").write_text(json.dumps(params))
-    from lhotse import CutSet
-
     cuts = CutSet.from_file(manifest)
     return manifest, shar, [c.id for c in cuts], float(sum(c.duration for c in cuts))
 
@@ -293,21 +295,49 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def vm_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+def proc_status_mib(field: str, pid: int | str = "self") -> float:
+    """``VmRSS`` / ``VmHWM`` (peak RSS) of a process in MiB (nan when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return float("nan")
 
 
+def child_pids() -> list[int]:
+    """The live child processes of this process (the dataloader workers)."""
+    pids = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            pids += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def rss_now() -> tuple[float, float]:
+    """Current RSS of this process and of its largest child (0 without children), MiB."""
+    kids = [proc_status_mib("VmRSS", pid) for pid in child_pids()]
+    return proc_status_mib("VmRSS"), max([k for k in kids if k == k], default=0.0)
+
+
 def rss_child(spec: dict[str, Any]) -> dict[str, Any]:
-    """(In a fresh process.) Stream ``spec["dir"]`` and report cuts, seconds and peak RSS."""
+    """(In a fresh process.) Stream ``spec["dir"]``; report cuts, seconds and memory.
+
+    The main process's peak is its ``VmHWM``, not ``ru_maxrss``: Linux carries the high-water
+    mark of the process that ran ``exec`` into ``ru_maxrss`` of the new program, so a child
+    started by a big parent would report at least the parent's size. The workers (forked, no
+    exec) are counted by ``RUSAGE_CHILDREN`` once they are joined."""
     import torch
 
     torch.set_num_threads(1)
     loader = make_loader(Path(spec["dir"]), spec["workers"], spec["max_duration"])
     loader.set_epoch(0)
-    start_mib = vm_rss_mib()
+    start_mib = proc_status_mib("VmRSS")
+    third = max(1, (spec["limit"] or spec["corpus_cuts"]) // 3)
+    at_third = at_two_thirds = None
     cuts = batches = 0
     batch = None
     t0 = time.perf_counter()
@@ -315,9 +345,13 @@ def rss_child(spec: dict[str, Any]) -> dict[str, Any]:
     for batch in it:
         cuts += len(batch["cut_ids"])
         batches += 1
+        if at_third is None and cuts >= third:
+            at_third = rss_now()
+        if at_two_thirds is None and cuts >= 2 * third:
+            at_two_thirds = rss_now()
         if spec["limit"] and cuts >= spec["limit"]:
             break
-    it.close()  # shuts the workers down (and waits for them: their ru_maxrss is counted)
+    it.close()  # shuts the workers down and joins them: their ru_maxrss is counted
     del it, batch
     gc.collect()
     seconds = time.perf_counter() - t0
@@ -326,13 +360,17 @@ def rss_child(spec: dict[str, Any]) -> dict[str, Any]:
         batches=batches,
         seconds=seconds,
         start_mib=start_mib,
-        main_peak_mib=mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
+        main_thirds_mib=[at_third[0], at_two_thirds[0]] if at_two_thirds else None,
+        worker_thirds_mib=[at_third[1], at_two_thirds[1]] if at_two_thirds else None,
+        main_peak_mib=proc_status_mib("VmHWM"),
         worker_peak_mib=mib(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss),
     )
 
 
-def run_rss_child(folder: Path, workers: int, limit: int, max_duration: float) -> dict[str, Any]:
-    spec = dict(dir=str(folder), workers=workers, limit=limit, max_duration=max_duration)
+def run_rss_child(folder: Path, cuts: int, workers: int, limit: int, max_duration: float) -> dict:
+    spec = dict(
+        dir=str(folder), corpus_cuts=cuts, workers=workers, limit=limit, max_duration=max_duration
+    )
     proc = subprocess.run(
         [sys.executable, __file__, "--rss-child", json.dumps(spec)],
         capture_output=True,
@@ -355,7 +393,7 @@ def memory(args: argparse.Namespace, work: Path) -> tuple[list[dict], dict]:
     for w in args.rss_workers:
         for name, n in corpora.items():
             limit = args.rss_cuts if name == "big" and 0 < args.rss_cuts < n else 0
-            res = run_rss_child(work / f"ref_{n}", w, limit, args.rss_max_duration)
+            res = run_rss_child(work / f"ref_{n}", n, w, limit, args.rss_max_duration)
             res.update(corpus=name, corpus_cuts=n, workers=w, limit=limit)
             res["whole_epoch"] = limit == 0
             rows.append(res)
@@ -412,19 +450,44 @@ def print_tables(thr: list[dict], thr_meta: dict, rss: list[dict], args) -> None
             "a fresh process per row"
         )
         print(
-            "| workers | process | corpus cuts | cuts streamed | s | peak RSS MiB | "
-            f"growth vs {args.rss_small:,} cuts |"
+            "| workers | process | corpus cuts | cuts streamed | s | RSS MiB at ⅓ → ⅔ of the "
+            f"stream | peak RSS MiB | peak vs {args.rss_small:,}-cut corpus |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         for r in rss:
-            streamed = f"{r['cuts']:,}" + (" (whole epoch)" if r["whole_epoch"] else "")
+            streamed = f"{r['cuts']:,}" + (
+                " (whole epoch)" if r["whole_epoch"] else " (the epoch's first; stopped there)"
+            )
             procs = [("main", "main")] + ([("worker", "largest worker")] if r["workers"] else [])
             for key, name in procs:
+                th = r[f"{key}_thirds_mib"]
+                now = "-" if th is None else f"{th[0]:.0f} → {th[1]:.0f}"
                 print(
                     f"| {r['workers']} | {name} | {r['corpus_cuts']:,} | {streamed} | "
-                    f"{r['seconds']:.1f} | {r[f'{key}_peak_mib']:.0f} | "
+                    f"{r['seconds']:.1f} | {now} | {r[f'{key}_peak_mib']:.0f} | "
                     f"{_pct(r[f'{key}_growth_pct']) if r['corpus'] == 'big' else '-'} |"
                 )
+
+
+def _spin(n: int) -> float:
+    t0 = time.perf_counter()
+    x = 0
+    for i in range(n):
+        x += i
+    return time.perf_counter() - t0
+
+
+def parallel_capacity(n: int = 5_000_000) -> float:
+    """How many times the work of one process two concurrent processes get done in the same time
+    (2.0 on two free cores; less when the cores are shared or busy): context for the worker rows."""
+    import multiprocessing as mp
+
+    one = min(_spin(n) for _ in range(2))
+    with mp.get_context("fork").Pool(2) as pool:
+        t0 = time.perf_counter()
+        pool.map(_spin, [n, n])
+        two = time.perf_counter() - t0
+    return 2 * one / two
 
 
 def _ints(text: str) -> list[int]:
@@ -445,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rss-small", type=int, default=10_000)
     p.add_argument("--rss-big", type=int, default=1_000_000)
-    p.add_argument("--rss-cuts", type=int, default=150_000, help="cuts streamed from the big corpus (0: all)")  # fmt: skip
+    p.add_argument("--rss-cuts", type=int, default=200_000, help="cuts streamed from the big corpus (0: all)")  # fmt: skip
     p.add_argument("--rss-seconds", default="0.1:0.5", help="cut length range, MIN:MAX")
     p.add_argument("--rss-shard-size", type=int, default=10_000)
     p.add_argument("--rss-max-duration", type=float, default=30.0)
@@ -465,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = set(args.parts.split(","))
     t_start = time.perf_counter()
     load_before = os.getloadavg()
+    capacity = parallel_capacity()
     tmp = None
     if args.work_dir is None:
         tmp = tempfile.mkdtemp(prefix="data_stream_bench_")
@@ -480,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         machine=f"{cpu_model()}, {os.cpu_count()} CPUs",
         load_avg_before=load_before,
         load_avg_after=os.getloadavg(),
+        parallel_capacity=capacity,
         wall_s=wall,
         command=" ".join(sys.argv),
         throughput=thr_meta,
@@ -488,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(thr, thr_meta, rss, args)
     print(
         f"\n{meta['machine']}; load average {load_before[0]:.1f} before, "
-        f"{meta['load_avg_after'][0]:.1f} after; wall {wall:.0f} s"
+        f"{meta['load_avg_after'][0]:.1f} after; 2 concurrent CPU-bound processes did "
+        f"{capacity:.2f}× the work of one; wall {wall:.0f} s"
     )
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "throughput": thr, "memory": rss}, indent=1))

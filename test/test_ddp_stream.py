@@ -6,7 +6,6 @@ sequence and the same final weights as an uninterrupted run (2-source weighted m
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -77,8 +76,7 @@ def test_one_epoch_reads_every_cut_once_across_ranks(tone_data, shars, tmp_path)
     )
     _, err = proc.communicate(timeout=500)
     assert proc.returncode == 0, err.decode()[-3000:]
-    per_rank = [[i for _, ids in cut_id_log(exp, r)] for r in (0, 1)]
-    per_rank = [[i for ids in r for i in ids] for r in per_rank]
+    per_rank = [[i for _, ids in cut_id_log(exp, r) for i in ids] for r in (0, 1)]
     want = sorted(c.id for c in open_cuts(str(shars["a"]), "data.train"))
     assert sorted(per_rank[0] + per_rank[1]) == want
     assert not set(per_rank[0]) & set(per_rank[1])
@@ -94,16 +92,17 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_stream(tone_data, shars, t
     assert p.returncode == 0, err.decode()[-3000:]
 
     exp = tmp_path / "killed"
-    p = run_ddp(
-        tone_data, exp, mix, steps, extra, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    p = run_ddp(tone_data, exp, mix, steps, extra, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (exp / "checkpoints" / "checkpoint-6.pt").exists():
         assert p.poll() is None, "training ended before it could be killed"
         assert time.time() < deadline
         time.sleep(0.01)
-    os.killpg(p.pid, signal.SIGKILL)  # the launcher, both ranks and their data workers
+    # the launcher, both ranks and their data workers (the ranks run in their own sessions)
+    subprocess.run(["pkill", "-KILL", "-f", f"exp-dir {exp}( |$)"], check=False)
     p.wait()
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-f", f"exp-dir {exp}( |$)"]).returncode == 1
     done = ckpt.list_checkpoints(exp / "checkpoints")[-1][0]
     assert 6 <= done < steps
     state = torch.load(exp / "checkpoints" / f"checkpoint-{done}.pt", weights_only=False)
@@ -111,12 +110,13 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_stream(tone_data, shars, t
 
     p = run_ddp(tone_data, exp, mix, steps, extra, resume=True, stderr=subprocess.PIPE)
     _, err = p.communicate(timeout=400)
+    (tmp_path / "resume.err").write_bytes(err)
     assert p.returncode == 0, err.decode()[-3000:]
     assert f"resumed from step {done}" in err.decode()
     for rank in (0, 1):
         assert cut_id_log(exp, rank) == cut_id_log(ref, rank)
-        steps_seen = {s for s, _ in cut_id_log(ref, rank)}
-        assert steps_seen == set(range(steps))
+    after = [s for r in (0, 1) for s, _ in cut_id_log(ref, r) if s >= done]
+    assert after  # the comparison covers batches trained after the resume point
     epochs = {int(r.split("\t")[1]) for r in (ref / "cut_ids.rank0.tsv").read_text().splitlines()}
     assert len(epochs) >= 2  # the run crossed an epoch boundary after the resume point
     a = torch.load(ref / "model.pt", weights_only=False)["model"]

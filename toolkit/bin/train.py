@@ -127,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("--resume: no checkpoint in %s, starting from scratch", exp / "checkpoints")
     trainer.fit()
     if D.rank() == 0:
-        save_atomic(
-            {"model": model.state_dict(), "config": cfg, "step": trainer.step}, exp / "model.pt"
-        )
+        final = {"model": model.state_dict(), "config": cfg, "step": trainer.step}
+        ema = trainer.ema_state_dict()
+        if ema is not None:  # evaluation prefers it (toolkit.train.checkpoint.model_weights)
+            final["ema"] = ema
+        save_atomic(final, exp / "model.pt")
         log.info("done: %d steps; final model %s", trainer.step, exp / "model.pt")
     if D.is_distributed():
         # Free DDP while the process group is still registered: if DDP's reducer dropped the

@@ -101,7 +101,7 @@ def iter_cut_dicts(path: Path) -> Iterator[dict[str, Any]]:
         )
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)  # a slot's shards, read twice per epoch (bucket estimate + batches)
 def tar_index(path: Path) -> dict[str, tuple[int, int]]:
     """``{member name: (data offset, size)}`` of a tar, read from its headers only (seeks over
     the data). A truncated tar gives the members before the damage, with a warning."""

@@ -121,8 +121,7 @@ class SlotBatches(torch.utils.data.IterableDataset):
             s = DynamicBucketingSampler(
                 cuts,
                 num_buckets=self.num_buckets,
-                buffer_size=self.shuffle_buffer,
-                shuffle_buffer_size=self.shuffle_buffer,
+                buffer_size=self.shuffle_buffer,  # Lhotse 1.33: also the shuffle buffer
                 **common,
             )
         else:
@@ -138,6 +137,22 @@ class SlotBatches(torch.utils.data.IterableDataset):
                 return
         while (batch := next(it, None)) is not None:
             yield batch
+
+    def batch_at(self, epoch: int, worker: int, index: int) -> dict[str, Any] | None:
+        """Batch ``index`` of ``worker``'s slot in ``epoch``, rebuilt in this process (the same
+        batch the worker gave: everything is seeded from the epoch, slot and cut ids)."""
+        saved = self.epoch, list(self.skip)
+        self.epoch, self.skip = epoch, [0] * len(self.skip)
+        self.skip[worker] = index
+        try:
+            cuts = next(self.cut_batches(worker), None)
+            if cuts is None:
+                return None
+            if hasattr(self.build_batch, "set_epoch"):
+                self.build_batch.set_epoch(epoch)
+            return self.build_batch[cuts]
+        finally:
+            self.epoch, self.skip = saved
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
@@ -166,6 +181,7 @@ class StreamLoader:
         self.prefetch_factor = prefetch_factor
         self._fresh(0)
         self._loaded: dict[str, Any] | None = None
+        self.last: tuple[int, int, int] | None = None  # (epoch, worker, index) last yielded
 
     def _fresh(self, epoch: int) -> None:
         self.epoch = epoch
@@ -180,6 +196,7 @@ class StreamLoader:
             "taken": list(self.taken),
             "ended": list(self.ended),
             "next_worker": self.next_worker,
+            "last": list(self.last) if self.last else None,
             "num_workers": self.dataset.num_workers,
             "world_size": self.dataset.world_size,
         }
@@ -191,7 +208,14 @@ class StreamLoader:
         if state.get("num_workers") != d.num_workers or state.get("world_size") != d.world_size:
             return False
         self._loaded = dict(state)
+        self.last = tuple(state["last"]) if state.get("last") else None
         return True
+
+    def last_batch(self) -> dict[str, Any] | None:
+        """The last batch this loader yielded (rebuilt after a resume), for DDP padding."""
+        if self.last is None:
+            return None
+        return self.dataset.batch_at(*self.last)
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         """Start ``epoch``; with ``skip > 0`` continue the position restored by
@@ -246,6 +270,7 @@ class StreamLoader:
             if batch.get(END_KEY):
                 self.ended[w] = True
             else:
+                self.last = (self.epoch, w, self.taken[w])
                 self.taken[w] += 1
             self.next_worker = self._after(w)
             if not batch.get(END_KEY):

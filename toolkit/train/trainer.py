@@ -296,6 +296,8 @@ class Trainer:
                     if not D.any_rank(batch is not None, self.device):
                         break
                     if not usable:
+                        if last is None and hasattr(self.loader, "last_batch"):
+                            last = self.loader.last_batch()  # resumed after this rank ran out
                         if last is None:
                             raise TrainingError(
                                 f"rank {D.rank()} has no usable batch in epoch {self.epoch} "
@@ -376,9 +378,10 @@ class Trainer:
                     continue
                 (loss / cfg.accum_grad).backward()
             micro += 1
-            for k, v in {} if padding else out.items():
-                if isinstance(v, torch.Tensor) and v.numel() == 1:
-                    acc_loss[k] = acc_loss.get(k, 0.0) + float(v.detach()) / cfg.accum_grad
+            for k, v in out.items():  # padding adds 0 to the same keys: the ranks all-reduce
+                if isinstance(v, torch.Tensor) and v.numel() == 1:  # one value per key below
+                    x = 0.0 if padding else float(v.detach())
+                    acc_loss[k] = acc_loss.get(k, 0.0) + x / cfg.accum_grad
             if not padding:
                 acc_dur += float(batch.get("duration", 0.0))
             if micro < cfg.accum_grad:
