@@ -582,41 +582,37 @@ def data_batches(
     seed: int,
 ) -> Iterator[dict[str, Any]]:
     """Endless batches of the project's data path for ``--data shar:DIR`` / ``cuts:MANIFEST``:
-    ``make_sampler`` (``max_duration`` = ``batch_size`` clips of ``clip_seconds``) →
-    ``CaptionDataset`` (crop to ``clip_seconds``) → ``make_loader`` workers; epochs repeat."""
-    from lhotse import CutSet
-
-    from toolkit.bin.train import load_train_cuts
+    the training loader (:func:`toolkit.data.streaming.train_loader`, ``max_duration`` =
+    ``batch_size`` clips of ``clip_seconds``) → ``CaptionDataset`` (crop to ``clip_seconds``) in
+    ``num_workers`` workers; epochs repeat."""
     from toolkit.data.dataset import CaptionDataset
-    from toolkit.data.sampling import make_loader, make_sampler
+    from toolkit.data.streaming import train_loader
     from toolkit.schema import data_config
 
     kind, _, where = source.partition(":")
     dcfg = data_config(cfg)
-    if kind == "shar":
-        if not Path(where).is_dir():
-            raise SystemExit(f"ERROR: --data shar:{where}: no such directory")
-        cuts = CutSet.from_shar(in_dir=where)
-    elif kind == "cuts":
-        cuts = load_train_cuts(where, dcfg.min_clip_duration)
-    else:
+    if kind not in ("shar", "cuts"):
         raise SystemExit(f"ERROR: --data {source}: expected synthetic, shar:DIR or cuts:MANIFEST")
-    # half a clip of slack so that float sums of equal durations still give batch_size clips
-    sampler = make_sampler(
-        cuts,
-        max_duration=(batch_size + 0.5) * clip_seconds,
-        num_buckets=dcfg.num_buckets,
-        seed=seed,
-        bucketing=dcfg.bucketing,
-    )
+    if not Path(where).exists():
+        raise SystemExit(f"ERROR: --data {source}: {where} does not exist")
     dataset = CaptionDataset(
         tokenizer, sampling_rate=dcfg.sampling_rate, max_clip_duration=clip_seconds, seed=seed
     )
-    loader = make_loader(dataset, sampler, num_workers=num_workers, seed=seed)
+    # half a clip of slack so that float sums of equal durations still give batch_size clips
+    loader = train_loader(
+        where,
+        dataset,
+        (batch_size + 0.5) * clip_seconds,
+        key="--data",
+        num_workers=num_workers,
+        seed=seed,
+        bucketing=dcfg.bucketing,
+        num_buckets=dcfg.num_buckets,
+        min_duration=dcfg.min_clip_duration,
+    )
     epoch = 0
     while True:
-        sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch)
+        loader.set_epoch(epoch)
         empty = True
         for batch in loader:
             empty = False

@@ -496,3 +496,30 @@ def test_shar_export_at_the_training_rate_equals_what_the_loader_makes(tmp_path)
         assert ref.shape == got.shape
         assert np.abs(ref - got).max() < 2e-4  # 16-bit quantisation (3e-5) plus rounding
         assert np.abs(ref).max() > 0.6  # the averaged tones, neither clipped nor silent
+
+
+def test_shar_per_source_with_weights_and_subsets(corpus, tmp_path):
+    import yaml
+
+    from toolkit.data.sources import open_cuts
+
+    cfg = AggregateConfig(
+        sources=["clotho", "wavcaps"],
+        shar_dir=tmp_path / "shar",
+        shar_shard_size=2,
+        shar_per_source=True,
+        fractions=[0.5, 1.0],
+        weights={"clotho": 2.0},
+    )
+    res = aggregate(corpus["manifests"], tmp_path / "out", cfg)
+    spec = yaml.safe_load(res.files["train_sources"].read_text())["data"]["train"]
+    mux = json.loads(res.files["mux_weights"].read_text())
+    assert {Path(e["path"]).name: e["weight"] for e in spec} == {
+        s: mux[s]["mux_weight"] for s in ("clotho", "wavcaps")
+    }
+    ids = sorted(c.id for c in open_cuts(spec, "data.train"))
+    assert ids == sorted(c.id for c in CutSet.from_file(res.files["train"]))
+    half = yaml.safe_load(res.files["train_sources_0.5"].read_text())["data"]["train"]
+    want = sorted(c.id for c in CutSet.from_file(res.files["train_0.5"]))
+    assert sorted(c.id for c in open_cuts(half, "data.train")) == want
+    assert 0 < len(want) < len(ids)

@@ -22,6 +22,8 @@ prepare_cmd=""          # stage 0: command that writes the manifests named below
 train_manifests=""      # comma-separated manifests merged into the training split
 dev_manifests=""
 test_manifests=""
+train_sources=""        # stage 4 trains from this YAML's data.train (Shar dirs / weighted sources,
+                        # docs/training.md) instead of the validated $data_dir/cuts_train.jsonl.gz
 data_dir=data
 exp_dir=exp/pretrain
 config=conf/pretrain.yaml  # one or more (space-separated) YAML files, later ones win
@@ -120,8 +122,13 @@ fi
 if run_stage 4; then
   if done_or_forced "$exp_dir/model.pt"; then
     [ "$force" = true ] && rm -rf "$exp_dir"
-    log 4 "pretrain → $exp_dir (resumes if interrupted)"
-    ${launcher:-$python} -m toolkit.bin.train "${cfg_args[@]}" --exp-dir "$exp_dir" --resume "${paths[@]}" \
+    train_cfg=("${cfg_args[@]}"); train_paths=("${paths[@]}")
+    if [ -n "$train_sources" ]; then
+      [ -f "$train_sources" ] || { echo "$0: --train-sources $train_sources not found" >&2; exit 1; }
+      train_cfg+=(-c "$train_sources"); train_paths=("${paths[@]:1}")  # data.train from the file
+    fi
+    log 4 "pretrain → $exp_dir (resumes if interrupted)${train_sources:+; data.train from $train_sources}"
+    ${launcher:-$python} -m toolkit.bin.train "${train_cfg[@]}" --exp-dir "$exp_dir" --resume "${train_paths[@]}" \
       "${init_args[@]}" $train_args
   else
     log 4 "skip: $exp_dir/model.pt exists"

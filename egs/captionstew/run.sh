@@ -20,6 +20,10 @@ stop_stage=5
 force=false
 nj=8
 corpora=conf/corpora.yaml
+shar=false            # true: stage 1 also writes one Lhotse Shar dir per source (16 kHz mono flac) and
+                      # stage 4 trains from them, mixed by --weights (docs/training.md)
+weights=""            # per-source weights, e.g. "audiocaps=2,wavcaps=0.5" (default 1 each): with --shar the
+                      # mix probabilities, otherwise the repetitions of cuts_train_weighted.jsonl.gz
 aggregate_args=""     # extra toolkit.bin.aggregate options, e.g. "--weights audiocaps=2 --shar-dir data/shar"
 fractions="0.04,0.1,0.4,1.0"   # nested training subsets written by stage 1
 seed=0
@@ -72,9 +76,11 @@ if run_stage 1; then
   evals=$(ls "$data"/manifests/*_cuts_test.jsonl.gz "$data"/manifests/*_cuts_fold*.jsonl.gz 2>/dev/null | paste -sd, -)
   if [ "$force" = true ] || [ ! -e "$agg/cuts_train.jsonl.gz" ]; then
     log 1 "aggregate sources: $sources"
+    shar_args=(); [ "$shar" = true ] && shar_args=(--shar-dir "$agg/shar" --shar-per-source true)
+    [ -n "$weights" ] && shar_args+=(--weights "$weights")
     $python -m toolkit.bin.aggregate --manifest-dir "$data/manifests" --out-dir "$agg" \
       --sources "$sources" --eval-manifests "$evals" --fractions "$fractions" --seed "$seed" \
-      $aggregate_args
+      "${shar_args[@]}" $aggregate_args
   else
     log 1 "skip aggregation: $agg/cuts_train.jsonl.gz exists (--force true to redo)"
   fi
@@ -88,6 +94,14 @@ if [ "$stop_stage" -ge 1 ] && [ ! -e "$train" ] && [ "$stage" -ge 1 ]; then
 fi
 data_dir=$data
 [ -n "$subset" ] && data_dir=$data/subset_$subset
+train_sources=""
+if [ "$shar" = true ]; then
+  train_sources=$agg/shar/train_sources${subset:+_$subset}.yaml
+  if [ "$stop_stage" -ge 4 ] && [ ! -e "$train_sources" ]; then
+    echo "$0: $train_sources not found (run stage 1 with --shar true; --force true redoes it)" >&2
+    exit 1
+  fi
+fi
 [ "$stage" -le 1 ] && stage=1   # stage 0 and the aggregation are done above
 
 if [ -n "$objectives" ]; then
@@ -113,5 +127,5 @@ fi
   --train-manifests "$train" --dev-manifests "$agg/cuts_dev.jsonl.gz" \
   --test-manifests "$agg/cuts_test.jsonl.gz" --data-dir "$data_dir" --exp-dir "$exp_dir" \
   --config "$config" --vocab-size "$vocab_size" --nj "$nj" --train-args "$train_args" \
-  --eval-args "$eval_args" --eval-tasks "$(echo $eval_tasks)" --init "$init" \
+  --train-sources "$train_sources" --eval-args "$eval_args" --eval-tasks "$(echo $eval_tasks)" --init "$init" \
   --tag-config "$tag_config" --tag-args "$tag_args" --launcher "$launcher"

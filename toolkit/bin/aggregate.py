@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.shar_sampling_rate,
         help="store Shar audio mono at this rate (the training rate); 0: original audio",
     )
+    a(
+        "--shar-per-source",
+        type=lambda v: v.lower() in ("1", "true", "yes"),
+        default=d.shar_per_source,
+        help="true: one Shar dir per source + train_sources[_<tag>].yaml mixing them by weight",
+    )
     return p
 
 
@@ -117,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             shar_format=args.shar_format,
             shar_shard_size=args.shar_shard_size,
             shar_sampling_rate=args.shar_sampling_rate or None,
+            shar_per_source=args.shar_per_source,
         )
     except ValueError as e:  # bad option values
         raise ConfigError(str(e)) from e

@@ -50,6 +50,7 @@ from toolkit.data.aggregate_mix import (
     atomic_line_writer,
     concat_manifests,
     export_shar,
+    export_shar_sources,
     interleave,
     stable_hash64,
     subset_ranks,
@@ -107,6 +108,9 @@ class AggregateConfig:
         shar_shard_size: cuts per Shar shard.
         shar_sampling_rate: with ``flac`` / ``wav``, Shar audio is stored mono at this rate (the
             training rate: no resampling in the loader); None keeps the original audio.
+        shar_per_source: one Shar directory per source under ``shar_dir`` plus
+            ``train_sources[_<tag>].yaml`` mixing them by ``weights`` (a ``data.train`` value);
+            False: one Shar of the interleaved training manifest.
     """
 
     sources: list[str] | None = None
@@ -128,6 +132,7 @@ class AggregateConfig:
     shar_format: str = "flac"
     shar_shard_size: int = 1000
     shar_sampling_rate: int | None = 16000
+    shar_per_source: bool = False
 
     def __post_init__(self) -> None:
         if self.shar_format not in SHAR_FORMATS:
@@ -426,7 +431,20 @@ def aggregate(
         files[split] = out_dir / f"cuts_{split}.jsonl.gz"
         concat_manifests([outs[s] for s, _ in inputs], files[split])
 
-    if cfg.shar_dir is not None:
+    if cfg.shar_dir is not None and cfg.shar_per_source:
+        exported = export_shar_sources(
+            {s: per_source[s] for s in kept},
+            ranks,
+            weights,
+            Path(cfg.shar_dir),
+            sizes,
+            cfg.shar_format,
+            cfg.shar_shard_size,
+            cfg.shar_sampling_rate,
+        )
+        files.update(exported)
+        summary["shar"] = {k: str(v) for k, v in exported.items()}
+    elif cfg.shar_dir is not None:
         shards = export_shar(
             files["train"],
             Path(cfg.shar_dir),

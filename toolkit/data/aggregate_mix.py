@@ -252,6 +252,75 @@ def export_shar(
     return cuts.to_shar(shar_dir, fields=fields, shard_size=shard_size, warn_unused_fields=False)
 
 
+def export_shar_sources(
+    manifests: dict[str, Path],
+    ranks: dict[str, np.ndarray],
+    weights: dict[str, float],
+    shar_dir: Path,
+    sizes: dict[str, int],
+    audio_format: str = "flac",
+    shard_size: int = 1000,
+    sampling_rate: int | None = None,
+) -> dict[str, Path]:
+    """One Shar directory per source (``shar_dir/<source>/``, cuts with their subset rank) and
+    the training-source files that mix them by weight (:mod:`toolkit.data.sources`).
+
+    Writes ``shar_dir/train_sources.yaml`` (``data: {train: [{path, weight}, ...]}``) and one
+    ``train_sources_<tag>.yaml`` per subset (the same sources with ``subset: <tag>``). The weight
+    of a source is its per-draw probability ``num_cuts × weight`` (``mux_weights.json``): the
+    same hours shares as the repetition in ``cuts_train_weighted.jsonl.gz``, without copies.
+
+    Returns:
+        ``{"shar_<source>": dir, "train_sources": yaml, "train_sources_<tag>": yaml, ...}``.
+    """
+    import yaml
+
+    if audio_format not in SHAR_FORMATS:
+        raise ValueError(f"unknown Shar audio format {audio_format!r}; known: {SHAR_FORMATS}")
+    fields = {} if audio_format == "reference" else {"recording": audio_format}
+    out: dict[str, Path] = {}
+    entries = []
+    for source, path in manifests.items():
+        w = weights.get(source, 1.0) * len(ranks[source])
+        if w <= 0:
+            continue
+        d = shar_dir / source
+        d.mkdir(parents=True, exist_ok=True)
+        lines = (
+            with_subset_rank(line, int(r))
+            for line, r in zip(read_lines(path), ranks[source], strict=True)
+        )
+        cuts = CutSet(_DictCuts(lines))
+        if sampling_rate and audio_format != "reference":
+            cuts = cuts.map(partial(training_audio, sampling_rate=sampling_rate))
+        cuts.to_shar(d, fields=fields, shard_size=shard_size, warn_unused_fields=False)
+        write_subset_sizes(sizes, d)
+        out[f"shar_{source}"] = d
+        entries.append({"path": str(d.resolve()), "weight": float(w)})
+    for tag in [None, *sizes]:
+        name = "train_sources" + (f"_{tag}" if tag else "")
+        train = [dict(e, subset=tag) if tag else e for e in entries]
+        f = shar_dir / f"{name}.yaml"
+        tmp = shar_dir / f".{name}.yaml.tmp"
+        tmp.write_text(yaml.safe_dump({"data": {"train": train}}, sort_keys=False))
+        os.replace(tmp, f)
+        out[name] = f
+    return out
+
+
+class _DictCuts:
+    """Cuts deserialised from JSON lines (one pass)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.lines = lines
+
+    def __iter__(self) -> Iterator[Any]:
+        from lhotse.serialization import deserialize_item
+
+        for line in self.lines:
+            yield deserialize_item(json.loads(line))
+
+
 def concat_manifests(paths: Sequence[Path], out: Path) -> int:
     """Copy the cut lines of ``paths`` into ``out`` in order; returns the number of cuts."""
     n = 0
