@@ -594,7 +594,7 @@ def data_batches(
     if kind not in ("shar", "cuts"):
         raise SystemExit(f"ERROR: --data {source}: expected synthetic, shar:DIR or cuts:MANIFEST")
     if not Path(where).exists():
-        raise SystemExit(f"ERROR: --data {source}: {where} does not exist")
+        raise SystemExit(f"ERROR: --data {source}: no such directory or manifest")
     dataset = CaptionDataset(
         tokenizer, sampling_rate=dcfg.sampling_rate, max_clip_duration=clip_seconds, seed=seed
     )
