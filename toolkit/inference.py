@@ -628,15 +628,15 @@ def resolve_run(path: str | Path, checkpoint: str | Path | None = None) -> tuple
 
 
 def _load_state(run: Path, checkpoint: Path | None) -> tuple[dict[str, Any], Path]:
-    from toolkit.train.checkpoint import list_checkpoints, load_latest
+    from toolkit.train.checkpoint import list_checkpoints, load_latest, load_weights_only
 
     if checkpoint is not None:
         if not checkpoint.is_file():
             raise ConfigError(f"checkpoint {checkpoint} not found")
-        return torch.load(checkpoint, map_location="cpu", weights_only=False), checkpoint
+        return load_weights_only(checkpoint), checkpoint
     if (run / "model.pt").is_file():
         path = run / "model.pt"
-        return torch.load(path, map_location="cpu", weights_only=False), path
+        return load_weights_only(path), path
     state = load_latest(run / "checkpoints")
     if state is None:
         raise ConfigError(f"no model.pt or loadable checkpoint in {run} (train first)")

@@ -10,6 +10,7 @@ from typing import Any
 from toolkit.config import ConfigError, load_config
 from toolkit.registry import import_plugins
 from toolkit.schema import check_top_level
+from toolkit.train.checkpoint import CheckpointError
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
@@ -36,3 +37,6 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         sys.exit(2)
+    except CheckpointError as e:  # unreadable or unsafe checkpoint: one line, no traceback
+        print(f"checkpoint error: {e}", file=sys.stderr)
+        sys.exit(1)

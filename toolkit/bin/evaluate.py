@@ -59,10 +59,10 @@ def checkpoint_path(exp_dir: Path) -> Path | None:
 def load_pretrained(exp_dir: Path, cfg: dict[str, Any], tokenizer: Any) -> AudioModel:
     """The model of ``exp_dir/model.pt`` (or its newest checkpoint); its EMA weights when it
     has them (``train.ema_decay``)."""
-    from toolkit.train.checkpoint import load_latest, model_weights
+    from toolkit.train.checkpoint import load_latest, load_weights_only, model_weights
 
     path = exp_dir / "model.pt"
-    state = torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+    state = load_weights_only(path) if path.is_file() else None
     state = state or load_latest(exp_dir / "checkpoints")
     if state is None:
         raise ConfigError(f"--exp-dir: no model.pt or checkpoint in {exp_dir} (train first)")

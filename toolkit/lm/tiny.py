@@ -364,10 +364,12 @@ class TinyLM(CausalLM):
 
 
 def _load_cache(path: str | None) -> dict[str, Any] | None:
+    from toolkit.train.checkpoint import load_weights_only
+
     if not path or not Path(path).is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_weights_only(Path(path))
     except Exception as e:  # a truncated or foreign file: retrain rather than crash
         log.warning("tiny LM: cannot read cache %s (%s); retraining", path, e)
         return None

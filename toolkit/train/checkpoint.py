@@ -85,7 +85,7 @@ def load_latest(ckpt_dir: Path) -> dict[str, Any] | None:
     """The newest checkpoint that loads; unreadable ones are reported and passed over."""
     for _, path in reversed(list_checkpoints(ckpt_dir)):
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            return load_weights_only(path)
         except Exception as e:
             log.warning("checkpoint %s is unreadable (%s); trying an older one", path, e)
     return None

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from toolkit.config import ConfigError, check_type, locate
@@ -122,12 +121,14 @@ def read_state_dict(path: str | Path, config_key: str = "") -> dict[str, Tensor]
     """The model weights of a toolkit checkpoint (``checkpoint-N.pt``/``model.pt``: its
     ``"model"`` entry), of a file with a ``state_dict``/``model_state_dict`` entry, or of a plain
     state_dict file. Errors are :class:`ConfigError` naming ``config_key`` and the file."""
+    from toolkit.train.checkpoint import load_weights_only
+
     where = f"{locate(config_key)}{config_key}: " if config_key else ""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{where}cannot initialise from {p}: no such file")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=False)
+        obj = load_weights_only(p)
     except Exception as e:
         raise ConfigError(f"{where}cannot read {p} as a torch checkpoint: {e}") from e
     if isinstance(obj, Mapping):
