@@ -36,6 +36,8 @@ import numpy as np
 from lhotse import CutSet
 from lhotse.utils import fastcopy
 
+from toolkit.data.sources import RANK_KEY, SUBSETS_FILE
+
 T = TypeVar("T")
 SHAR_FORMATS = ("flac", "wav", "reference")
 _END = object()
@@ -337,7 +339,7 @@ def with_subset_rank(line: str, rank: int) -> str:
     subset from it without a file per subset (``data.train: {path: ..., subset: 0.1}``,
     :mod:`toolkit.data.sources`)."""
     d = json.loads(line)
-    d["custom"] = {**(d.get("custom") or {}), "subset_rank": rank}
+    d["custom"] = {**(d.get("custom") or {}), RANK_KEY: rank}
     return json.dumps(d, ensure_ascii=False) + "\n"
 
 
@@ -349,9 +351,9 @@ def write_subset_sizes(sizes: dict[str, int], *dirs: Path) -> None:
     text = json.dumps(sizes, indent=1)
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / ".cuts.subsets.json.tmp"
+        tmp = d / f".{SUBSETS_FILE}.tmp"
         tmp.write_text(text)
-        os.replace(tmp, d / "cuts.subsets.json")
+        os.replace(tmp, d / SUBSETS_FILE)
 
 
 def write_mixed(

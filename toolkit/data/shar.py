@@ -75,10 +75,6 @@ def list_shards(shar_dir: Path) -> list[Shard]:
     return shards
 
 
-def is_shar_dir(path: Path) -> bool:
-    return Path(path).is_dir() and any(_CUTS.match(p.name) for p in Path(path).iterdir())
-
-
 def iter_cut_dicts(path: Path) -> Iterator[dict[str, Any]]:
     """The cut dicts of a ``.jsonl(.gz)`` manifest, in file order. A truncated or corrupt file
     ends the iteration with a warning naming it (the cuts before the damage are kept)."""

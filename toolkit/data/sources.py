@@ -58,7 +58,6 @@ class Source:
     shards: tuple[Shard, ...]
     weight: float = 1.0
     max_rank: int | None = None
-    key: str = "data.train"
 
     @property
     def is_shar(self) -> bool:
@@ -120,7 +119,7 @@ def _one_source(item: Any, key: str) -> Source:
             f"{key}.path",
             f"{path}: expected a cut manifest (.jsonl/.jsonl.gz) or a Shar directory",
         )
-    return Source(path, shards, float(weight), _subset_size(path, spec.get("subset"), key), key)
+    return Source(path, shards, float(weight), _subset_size(path, spec.get("subset"), key))
 
 
 def parse_sources(value: Any, key: str = "data.train") -> list[Source]:

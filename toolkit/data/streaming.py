@@ -26,7 +26,7 @@ from lhotse import CutSet
 from lhotse.cut import Cut
 from lhotse.dataset import DynamicBucketingSampler, DynamicCutSampler
 
-from toolkit.data.sources import SlotCuts, Source
+from toolkit.data.sources import SlotCuts, Source, parse_sources
 
 log = logging.getLogger(__name__)
 
@@ -286,24 +286,11 @@ class StreamLoader:
 
 
 def train_loader(
-    value: Any,
-    dataset: Any,
-    max_duration: float,
-    *,
-    key: str = "data.train",
-    rank: int = 0,
-    world_size: int = 1,
-    num_workers: int = 0,
-    seed: int = 0,
-    bucketing: bool = True,
-    num_buckets: int = 10,
-    drop_last: bool = False,
-    min_duration: float = 0.0,
+    value: Any, dataset: Any, max_duration: float, *, key: str = "data.train", **options: Any
 ) -> StreamLoader:
     """The resumable training loader of a ``data.train`` value (a manifest, a Shar directory or
-    weighted sources: :mod:`toolkit.data.sources`), batches built by ``dataset[cuts]``."""
-    from toolkit.data.sources import parse_sources
-
+    weighted sources: :mod:`toolkit.data.sources`), batches built by ``dataset[cuts]``;
+    ``options`` are those of :class:`SlotBatches` (rank, world_size, num_workers, seed, ...)."""
     sources = parse_sources(value, key)
     log.info(
         "%s: %s",
@@ -314,17 +301,4 @@ def train_loader(
             for s in sources
         ),
     )
-    slots = SlotBatches(
-        sources,
-        dataset,
-        max_duration,
-        rank=rank,
-        world_size=world_size,
-        num_workers=num_workers,
-        seed=seed,
-        bucketing=bucketing,
-        num_buckets=num_buckets,
-        drop_last=drop_last,
-        min_duration=min_duration,
-    )
-    return StreamLoader(slots)
+    return StreamLoader(SlotBatches(sources, dataset, max_duration, **options))
