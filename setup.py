@@ -21,6 +21,7 @@ setup(
         "matplotlib>=3.6",
         "numpy>=1.24",
         "tqdm>=4.60",
+        "safetensors>=0.4",  # exported and released model weights (no torch dependency)
     ],
     extras_require={
         # metrics: captioning metrics (BLEU/METEOR/ROUGE-L/CIDEr-D/SPICE); needs Java, no torch

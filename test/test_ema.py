@@ -10,10 +10,10 @@ import torch
 from fixtures import tiny_config
 from torch import nn
 
-from toolkit.bin.evaluate import load_pretrained
 from toolkit.config import ConfigError, dump_config, load_config
 from toolkit.inference import load_encoder
 from toolkit.model import build_model, build_tokenizer
+from toolkit.runs import open_run
 from toolkit.schema import TrainConfig, train_config
 from toolkit.train.average import average_checkpoints
 from toolkit.train.checkpoint import list_checkpoints, load_weights_only, model_weights, save_atomic
@@ -149,7 +149,7 @@ def test_ema_off_by_default_and_checked(tmp_path):
 
 
 def test_evaluation_uses_the_ema_weights(tone_data, tmp_path, caplog):
-    """load_pretrained (toolkit.bin.evaluate) and load_encoder (toolkit.inference) take the EMA
+    """open_run(...).model (evaluation) and load_encoder (toolkit.inference) take the EMA
     of a model.pt/checkpoint that has one, the model's weights otherwise."""
     assert model_weights({"model": {"a": 1}}) == {"a": 1}
     assert model_weights({"model": {"a": 1}, "ema": {"a": 2}}) == {"a": 2}
@@ -165,7 +165,7 @@ def test_evaluation_uses_the_ema_weights(tone_data, tmp_path, caplog):
         {"model": model.state_dict(), "ema": ema, "config": cfg, "step": 1}, exp / "model.pt"
     )
     with caplog.at_level("INFO"):
-        loaded = load_pretrained(exp, cfg, tok)
+        loaded = open_run(exp).model(tok)
     assert "using the EMA (train.ema_decay) weights" in caplog.text
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, ema[k]), k
@@ -176,7 +176,7 @@ def test_evaluation_uses_the_ema_weights(tone_data, tmp_path, caplog):
     save_atomic({"model": model.state_dict(), "config": cfg, "step": 1}, exp / "model.pt")
     caplog.clear()
     with caplog.at_level("INFO"):
-        loaded = load_pretrained(exp, cfg, tok)
+        loaded = open_run(exp).model(tok)
     assert "using the model weights" in caplog.text
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, model.state_dict()[k]), k

@@ -13,7 +13,7 @@ from toolkit.config import ConfigError, load_config
 from toolkit.model import build_model
 from toolkit.schema import check_top_level
 from toolkit.train.checkpoint import save_atomic, save_checkpoint
-from toolkit.train.init_from import load_init, map_keys, read_state_dict
+from toolkit.weights import load_init, map_keys, read_state_dict
 
 TOKENIZER = type("T", (), {"vocab_size": 12})()
 ENC = {
@@ -52,7 +52,7 @@ def test_init_from_trainer_checkpoint(tmp_path, caplog):
     path = save_checkpoint(tmp_path / "ckpt", 5, {"model": a.state_dict(), "step": 5}, keep_last=2)
     torch.manual_seed(1)
     assert not equal_encoders(build_model(config(), TOKENIZER).encoder, a.encoder)
-    with caplog.at_level(logging.INFO, logger="toolkit.train.init_from"):
+    with caplog.at_level(logging.INFO, logger="toolkit.weights"):
         b = build_model(config(init_from=str(path)), TOKENIZER)
     assert equal_encoders(b.encoder, a.encoder)
     assert not torch.equal(b.objective.audio_proj[0].weight, a.objective.audio_proj[0].weight)
@@ -113,7 +113,7 @@ def test_unknown_or_bad_file(tmp_path):
     ):
         build_model(config(init_from=str(tmp_path / "nope.pt")), TOKENIZER)
     (tmp_path / "junk.pt").write_text("not a checkpoint")
-    with pytest.raises(ConfigError, match="cannot read .*junk.pt as a torch checkpoint"):
+    with pytest.raises(ConfigError, match="cannot read .*junk.pt: .*not a checkpoint"):
         read_state_dict(tmp_path / "junk.pt")
     torch.save({"optimizer": {"lr": 1}}, tmp_path / "opt.pt")
     with pytest.raises(ConfigError, match="holds no model state dict"):

@@ -13,12 +13,12 @@ import pytest
 import torch
 from test_inference import train_tiny_run
 
-from toolkit.bin.evaluate import load_pretrained
 from toolkit.config import ConfigError, load_config
 from toolkit.inference import load_encoder
 from toolkit.model import build_tokenizer
+from toolkit.runs import open_run
 from toolkit.train.checkpoint import CheckpointError, list_checkpoints, load_weights_only
-from toolkit.train.init_from import read_state_dict
+from toolkit.weights import read_state_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,7 @@ def test_init_from_evaluation_and_load_encoder_refuse_a_pickle_payload(run, tone
         load_encoder(evil_run)
     cfg = load_config([evil_run / "config.yaml"])
     with pytest.raises(CheckpointError, match=r"model.pt"):
-        load_pretrained(evil_run, cfg, build_tokenizer(cfg))
+        open_run(evil_run).model(build_tokenizer(cfg))
     # the CLI: one line, exit 1, no traceback
     r = subprocess.run(
         [sys.executable, "-m", "toolkit.bin.evaluate", "--exp-dir", str(evil_run)]

@@ -29,7 +29,6 @@ padding-invariant.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import logging
@@ -46,12 +45,18 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from toolkit.config import ConfigError, apply_overrides, load_config
+from toolkit.audio import (
+    AudioLoadError,
+    Window,
+    mono_at,
+    read_audio,
+    read_cut,
+    reason,
+    window_plan,
+)
 from toolkit.data.dataset import pad_stack
-from toolkit.registry import ENCODERS, FRONTENDS, import_plugins
+from toolkit.runs import open_run
 from toolkit.schema import data_config, eval_config
-from toolkit.train.checkpoint import model_weights
-from toolkit.train.init_from import STATE_KEYS, split_init_keys
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +67,6 @@ LENGTH_LADDER = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 RATE_PROBE = (3.2, 6.4)
 OFFSET_PROBES = 8
 DEFAULT_WINDOW = 30.0
-
-
-class AudioLoadError(RuntimeError):
-    """An audio file or cut could not be read (the message names it)."""
 
 
 # --------------------------------------------------------------------------- results
@@ -114,148 +115,6 @@ class EmbeddingResults:
 
     def __getitem__(self, i: int) -> Embedding:
         return self.items[i]
-
-
-# --------------------------------------------------------------------------- audio input
-
-
-def resample(
-    audio: Tensor,
-    orig_sr: int,
-    new_sr: int,
-    backend: Literal["auto", "torchaudio", "lhotse"] = "auto",
-) -> Tensor:
-    """Band-limited (Hann-windowed sinc) resampling of ``(..., S)`` float audio on the CPU.
-
-    ``auto`` uses ``torchaudio.functional.resample`` when torchaudio imports, else
-    ``lhotse.augmentation.resample.Resample`` (lhotse's copy of the same torchaudio algorithm,
-    same defaults: ``lowpass_filter_width=6``, ``rolloff=0.99``).
-    """
-    if orig_sr == new_sr:
-        return audio
-    if backend in ("auto", "torchaudio"):
-        try:
-            import torchaudio.functional as taf
-        except ImportError:
-            if backend == "torchaudio":
-                raise
-        else:
-            return taf.resample(audio, orig_sr, new_sr)
-    return _lhotse_resampler(int(orig_sr), int(new_sr))(audio)
-
-
-@functools.lru_cache(maxsize=8)
-def _lhotse_resampler(orig_sr: int, new_sr: int) -> nn.Module:
-    from lhotse.augmentation.resample import Resample
-
-    return Resample(orig_sr, new_sr)
-
-
-def to_mono(audio: Tensor | np.ndarray) -> Tensor:
-    """``(S,)`` or ``(C, S)`` float audio → ``(S,)`` float32 CPU tensor (mean over channels)."""
-    x = torch.as_tensor(audio).detach()
-    if not x.is_floating_point():
-        raise TypeError(f"audio must be floating point in [-1, 1], got {x.dtype}")
-    x = x.to("cpu", torch.float32)
-    if x.dim() == 2:
-        if x.shape[0] > x.shape[1]:
-            raise ValueError(
-                f"audio of shape {tuple(x.shape)}: expected (channels, samples); "
-                "transpose (samples, channels) arrays first"
-            )
-        x = x.mean(dim=0)
-    elif x.dim() != 1:
-        raise ValueError(f"audio must be (S,) or (C, S), got shape {tuple(x.shape)}")
-    return x
-
-
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read a file with lhotse's audio backends (soundfile: wav/flac/ogg; mp3 etc. via ffmpeg
-    or torchaudio where installed) → ``(C, S)`` float32 at the file's rate, and the rate.
-
-    Raises:
-        AudioLoadError: naming the file, if it is missing, unreadable or empty.
-    """
-    from lhotse import Recording
-
-    path = Path(path)
-    if not path.is_file():
-        raise AudioLoadError(f"cannot read audio file '{path}': no such file")
-    try:
-        rec = Recording.from_file(str(path))
-        audio = np.asarray(rec.load_audio(), dtype=np.float32)
-    except Exception as e:
-        raise AudioLoadError(f"cannot read audio file '{path}': {_reason(e)}") from e
-    return _checked(audio, f"audio file '{path}'"), rec.sampling_rate
-
-
-def _checked(audio: np.ndarray, what: str) -> np.ndarray:
-    if audio.size == 0:
-        raise AudioLoadError(f"cannot read {what}: no samples")
-    if not np.all(np.isfinite(audio)):
-        raise AudioLoadError(f"cannot read {what}: non-finite samples")
-    return audio
-
-
-def _reason(e: Exception) -> str:
-    """One short line from an exception (lhotse's multi-backend errors: the first backend's)."""
-    lines = str(e).splitlines()
-    for ln in lines:
-        if ln.startswith("Exception #"):
-            return ln.rsplit("'>: ", 1)[-1][:300]
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
-
-
-# --------------------------------------------------------------------------- windowing
-
-
-@dataclass(frozen=True)
-class Window:
-    """One encoder call on a slice of a clip.
-
-    ``start``/``end``: samples; ``first``: grid index of the window's frame 0; grid frames
-    ``keep_from <= g < keep_to`` (``keep_to`` None: to the end) are taken from this window.
-    """
-
-    start: int
-    end: int
-    first: int
-    keep_from: int
-    keep_to: int | None
-
-
-def window_plan(
-    num_samples: int,
-    sampling_rate: int,
-    frame_rate: float,
-    window_seconds: float,
-    hop_seconds: float,
-) -> list[Window]:
-    """Windows covering ``num_samples`` samples (see the module docstring for the rule).
-
-    The hop is ``hop_frames = max(1, floor(hop_seconds * frame_rate))`` encoder frames; window
-    ``k`` starts at sample ``round(k * hop_frames * sampling_rate / frame_rate)`` and ends
-    ``window_seconds`` later or at the clip end; there are ``1 + ceil((S - W) / hop)`` windows
-    for ``S > W`` samples, else one. Overlaps are split at their middle.
-    """
-    period = sampling_rate / frame_rate  # samples per encoder frame
-    win = int(round(window_seconds * sampling_rate))
-    hop_frames = max(1, int(math.floor(hop_seconds * frame_rate + 1e-6)))
-    if hop_frames * period > win + 0.5:
-        raise ValueError(f"hop ({hop_seconds} s) must not exceed the window ({window_seconds} s)")
-    if num_samples <= win:
-        return [Window(0, num_samples, 0, 0, None)]
-    count = 1 + math.ceil((num_samples - win) / (hop_frames * period))
-    starts = [int(round(k * hop_frames * period)) for k in range(count)]
-    ends = [min(s + win, num_samples) for s in starts]
-    keep = [0] + [
-        k * hop_frames + max(0, int((ends[k - 1] - starts[k]) / period // 2))
-        for k in range(1, count)
-    ]
-    return [
-        Window(starts[k], ends[k], k * hop_frames, keep[k], keep[k + 1] if k + 1 < count else None)
-        for k in range(count)
-    ]
 
 
 # --------------------------------------------------------------------------- the encoder
@@ -371,13 +230,7 @@ class Encoder(nn.Module):
 
     def prepare(self, audio: Tensor | np.ndarray, sampling_rate: int) -> Tensor:
         """Any-rate ``(S,)`` / ``(C, S)`` float audio → ``(S,)`` float32 at ``sampling_rate``."""
-        x = to_mono(audio)
-        x = resample(x, int(sampling_rate), self.sampling_rate)
-        if x.numel() == 0:
-            raise ValueError("audio has no samples")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("audio has non-finite samples")
-        return x
+        return mono_at(audio, sampling_rate, self.sampling_rate, "audio")
 
     def embed(self, audio: Tensor | np.ndarray, sampling_rate: int) -> Embedding:
         """One clip ``(S,)`` or ``(C, S)`` at ``sampling_rate`` Hz → :class:`Embedding`."""
@@ -518,7 +371,7 @@ class Encoder(nn.Module):
         except AudioLoadError as e:
             return e
         except Exception as e:
-            return AudioLoadError(f"cannot read audio of '{cid}': {_reason(e)}")
+            return AudioLoadError(f"cannot read audio of '{cid}': {reason(e)}")
 
     def embed_files(
         self,
@@ -559,15 +412,7 @@ def cut_sources(
 ) -> Iterator[tuple[str, Callable[[], tuple[np.ndarray, int]]]]:
     """``(cut.id, loader)`` pairs for :meth:`Encoder.iter_embeddings`."""
     for cut in cuts:
-        yield cut.id, functools.partial(_load_cut, cut)
-
-
-def _load_cut(cut: Any) -> tuple[np.ndarray, int]:
-    try:
-        audio = np.asarray(cut.load_audio(), dtype=np.float32)
-    except Exception as e:
-        raise AudioLoadError(f"cannot read audio of cut '{cut.id}': {_reason(e)}") from e
-    return _checked(audio, f"audio of cut '{cut.id}'"), int(cut.sampling_rate)
+        yield cut.id, functools.partial(read_cut, cut)
 
 
 def _is_lazy(cuts: Any) -> bool:
@@ -613,64 +458,6 @@ def _collect(stream: Iterator[tuple[str, Embedding | AudioLoadError]]) -> Embedd
 # --------------------------------------------------------------------------- loading a run
 
 
-def resolve_run(path: str | Path, checkpoint: str | Path | None = None) -> tuple[Path, Path | None]:
-    """``(run_dir, checkpoint file or None)`` for a run dir or a ``.pt`` file inside one
-    (``<run>/model.pt`` or ``<run>/checkpoints/checkpoint-N.pt``)."""
-    p = Path(path)
-    if p.is_file():
-        run = p.parent
-        if not (run / "config.yaml").is_file() and run.name == "checkpoints":
-            run = run.parent
-        return run, Path(checkpoint) if checkpoint else p
-    if not p.is_dir():
-        raise ConfigError(f"run dir {p} does not exist")
-    return p, Path(checkpoint) if checkpoint else None
-
-
-def _load_state(run: Path, checkpoint: Path | None) -> tuple[dict[str, Any], Path]:
-    from toolkit.train.checkpoint import list_checkpoints, load_latest, load_weights_only
-
-    if checkpoint is not None:
-        if not checkpoint.is_file():
-            raise ConfigError(f"checkpoint {checkpoint} not found")
-        return load_weights_only(checkpoint), checkpoint
-    if (run / "model.pt").is_file():
-        path = run / "model.pt"
-        return load_weights_only(path), path
-    state = load_latest(run / "checkpoints")
-    if state is None:
-        raise ConfigError(f"no model.pt or loadable checkpoint in {run} (train first)")
-    return state, list_checkpoints(run / "checkpoints")[-1][1]
-
-
-def _weights(state: dict[str, Any], source: Any = None) -> dict[str, Tensor]:
-    """The EMA weights of a checkpoint that has them (``train.ema_decay``), else its model's."""
-    if isinstance(state.get("ema"), dict) or isinstance(state.get("model"), dict):
-        return model_weights(state, source)
-    for k in STATE_KEYS:
-        if isinstance(state.get(k), dict):
-            return state[k]
-    return state
-
-
-def _resolve_stats_file(cfg: dict[str, Any], run: Path) -> None:
-    """A relative ``frontend.stats_file`` is looked up in the cwd, then in the run dir and each
-    of its parents (recipes run from the corpus dir: ``egs/demo/{data,exp/x}``)."""
-    fcfg = cfg.get("frontend") or {}
-    stats = fcfg.get("stats_file")
-    if not stats or Path(stats).is_absolute() or Path(stats).is_file():
-        return
-    for base in [run.resolve(), *run.resolve().parents]:
-        if (base / stats).is_file():
-            fcfg["stats_file"] = str(base / stats)
-            log.info("frontend.stats_file: using %s", base / stats)
-            return
-    raise ConfigError(
-        f"frontend.stats_file: {stats} not found in the cwd nor in {run} or its parents; "
-        "pass overrides=['frontend.stats_file=/abs/path.pt']"
-    )
-
-
 def load_encoder(
     run_dir: str | Path,
     device: str | torch.device = "cpu",
@@ -684,9 +471,9 @@ def load_encoder(
     """The frozen frontend + encoder of a training run.
 
     Args:
-        run_dir: run directory (``config.yaml`` + ``model.pt`` or ``checkpoints/``), or a
-            ``.pt`` file inside one. Without ``config.yaml`` the config stored in the checkpoint
-            is used.
+        run_dir: run directory (``config.yaml`` + ``model.pt`` or ``checkpoints/``), an
+            exported model directory, or a weights file inside one (:func:`toolkit.runs.open_run`:
+            the run's own files win over the cwd).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         checkpoint: a specific ``.pt`` file; None → ``model.pt``, else the newest loadable
             checkpoint.
@@ -696,38 +483,14 @@ def load_encoder(
         overrides: dotted config overrides (e.g. ``frontend.stats_file=/x.pt``).
         pad_end: see :class:`Encoder` (frames up to the clip end; used by the HEAR API).
     """
-    run, ckpt = resolve_run(run_dir, checkpoint)
-    state, ckpt_path = _load_state(run, ckpt)
-    if (run / "config.yaml").is_file():
-        cfg = load_config(run / "config.yaml", overrides)
-    elif isinstance(state.get("config"), dict):
-        cfg = apply_overrides(copy.deepcopy(state["config"]), overrides, {})
-    else:
-        raise ConfigError(f"{run / 'config.yaml'} not found and {ckpt_path} holds no config")
-    import_plugins(cfg.get("plugins"))
-    for sec in ("frontend", "encoder"):
-        if not cfg.get(sec):
-            raise ConfigError(f"{sec}: section missing in the run's config")
-    _resolve_stats_file(cfg, run)
-    frontend = FRONTENDS.build(cfg["frontend"], key="frontend")
-    enc_cfg, _ = split_init_keys(cfg["encoder"], "encoder")  # trained weights replace init_from
-    encoder = ENCODERS.build(enc_cfg, key="encoder", input_dim=frontend.output_dim)
-    weights = _weights(state, ckpt_path)
-    for name, module in (("frontend", frontend), ("encoder", encoder)):
-        sub = {k[len(name) + 1 :]: v for k, v in weights.items() if k.startswith(name + ".")}
-        if not sub and module.state_dict():
-            raise ConfigError(f"{ckpt_path}: no '{name}.*' weights in the checkpoint")
-        missing, unexpected = module.load_state_dict(sub, strict=False)
-        if missing or unexpected:
-            raise ConfigError(
-                f"{ckpt_path}: {name} weights do not match the config "
-                f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
-            )
+    run = open_run(run_dir, checkpoint, overrides=list(overrides))
+    frontend, encoder, _ = run.audio_modules()
+    cfg, ckpt_path = run.config, run.weights_path()
     sr = int(getattr(frontend, "sampling_rate", data_config(cfg).sampling_rate))
     if window_seconds is None:
         window_seconds = eval_config(cfg).max_clip_duration or DEFAULT_WINDOW
     enc = Encoder(frontend, encoder, sr, window_seconds, hop_seconds, batched, device, pad_end)
-    enc.run_dir, enc.checkpoint = str(run), str(ckpt_path)
+    enc.run_dir, enc.checkpoint = str(run.dir), str(ckpt_path)
     log.info(
         "loaded %s: D=%d, %d Hz, %.4g frames/s (offset %.4g s), window %.4g s, hop %.4g s",
         ckpt_path,

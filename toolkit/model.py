@@ -10,7 +10,7 @@ from torch.utils.checkpoint import checkpoint
 
 from toolkit.config import ConfigError
 from toolkit.registry import AUGMENTATIONS, ENCODERS, FRONTENDS, OBJECTIVES, TOKENIZERS
-from toolkit.train.init_from import load_init, split_init_keys
+from toolkit.weights import load_init, split_init_keys
 
 
 class AudioModel(nn.Module):

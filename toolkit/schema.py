@@ -132,7 +132,7 @@ def check_plugins(cfg: dict[str, Any]) -> None:
         if not isinstance(block, dict):
             raise ConfigError(f"{locate(sec)}{sec}: expected a mapping {{name: ..., ...}}")
         if sec == "encoder":  # init_from / init_key_map / init_strict: see docs/init_from.md
-            from toolkit.train.init_from import split_init_keys
+            from toolkit.weights import split_init_keys
 
             block, _ = split_init_keys(block, sec)
         ALL_REGISTRIES[SECTION_REGISTRY.get(sec, sec)].check(block, sec, CONTEXT_ARGS.get(sec, ()))

@@ -21,7 +21,7 @@ from toolkit.bin.common import run_cli
 from toolkit.config import ConfigError, load_config
 from toolkit.registry import ENCODERS, FRONTENDS, import_plugins
 from toolkit.schema import check_top_level
-from toolkit.train.init_from import split_init_keys
+from toolkit.weights import split_init_keys
 
 DEFAULT_FRONTEND = {"name": "fbank", "num_mel_bins": 80}
 

@@ -20,7 +20,6 @@ after every model was evaluated (e.g. a text-only reference such as ``most_frequ
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -29,47 +28,22 @@ import torch
 from lhotse import CutSet
 
 from toolkit.bin.common import run_cli
-from toolkit.config import ConfigError, load_config
+from toolkit.config import ConfigError
 from toolkit.data.sources import open_cuts, source_paths
 from toolkit.evaluate.embeddings import EmbeddingSet, extract
 from toolkit.evaluate.folds import average_rounds, fold_splits
 from toolkit.evaluate.leakage import find_leaks, leak_message
 from toolkit.evaluate.pooling import mean_pool, mean_std_pool
 from toolkit.evaluate.report import read_scalars_csv, write_report
-from toolkit.model import AudioModel, build_model, build_tokenizer
+from toolkit.model import AudioModel, build_model
 from toolkit.registry import EVALUATORS, import_plugins
+from toolkit.runs import Run, open_run
 from toolkit.schema import check_top_level, data_config, eval_config
 from toolkit.utils.logging import setup_logging
 
 log = logging.getLogger("toolkit.evaluate")
 # Evaluator constructor arguments that code (not YAML) supplies.
 EVALUATOR_CONTEXT_ARGS = ("tokenizer",)
-
-
-def checkpoint_path(exp_dir: Path) -> Path | None:
-    """``exp_dir/model.pt``, else the newest file of ``exp_dir/checkpoints`` (None if neither)."""
-    from toolkit.train.checkpoint import list_checkpoints
-
-    if (exp_dir / "model.pt").is_file():
-        return exp_dir / "model.pt"
-    ckpts = list_checkpoints(exp_dir / "checkpoints")
-    return ckpts[-1][1] if ckpts else None
-
-
-def load_pretrained(exp_dir: Path, cfg: dict[str, Any], tokenizer: Any) -> AudioModel:
-    """The model of ``exp_dir/model.pt`` (or its newest checkpoint); its EMA weights when it
-    has them (``train.ema_decay``)."""
-    from toolkit.train.checkpoint import load_latest, load_weights_only, model_weights
-
-    path = exp_dir / "model.pt"
-    state = load_weights_only(path) if path.is_file() else None
-    state = state or load_latest(exp_dir / "checkpoints")
-    if state is None:
-        raise ConfigError(f"--exp-dir: no model.pt or checkpoint in {exp_dir} (train first)")
-    model = build_model(cfg, tokenizer, init_weights=False)
-    source = path if path.is_file() else exp_dir / "checkpoints"
-    model.load_state_dict(model_weights(state, source))
-    return model.eval()
 
 
 def encode_layers(model: AudioModel, audio: torch.Tensor, lens: torch.Tensor, layer: Any):
@@ -148,19 +122,43 @@ def text_features(model: AudioModel, tokenizer: Any, batch_size: int = 256):
     return fn
 
 
-def run_provenance(exp: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+def run_provenance(run: Run) -> dict[str, Any]:
     """Columns recorded on every result row: the checkpoint evaluated, a hash of the run's
-    resolved config.yaml, the seed, and the run's ``tags`` (as ``tag_<name>``; e.g. the data
+    resolved config, the seed, and the run's ``tags`` (as ``tag_<name>``; e.g. the data
     fraction, objective and initialisation of a study cell)."""
-    ckpt = checkpoint_path(exp)
+    cfg = run.own_config
     out: dict[str, Any] = {
-        "checkpoint": str(ckpt) if ckpt else None,
-        "config_hash": hashlib.sha1((exp / "config.yaml").read_bytes()).hexdigest()[:12],
+        "checkpoint": str(run.weights_path()),
+        "config_hash": run.config_hash(),
         "seed": cfg.get("seed"),
     }
     for key, value in sorted((cfg.get("tags") or {}).items()):
         out[f"tag_{key}"] = value
     return out
+
+
+def check_leakage(run: Run, cuts: dict[str, CutSet]) -> None:
+    """ConfigError when an evaluated clip is one the run was pretrained on (see
+    :mod:`toolkit.evaluate.leakage`); a loud warning when the run's pretraining data cannot be
+    found (then nothing was checked)."""
+    pretrain, missing = run.pretraining_sources()
+    if not pretrain:
+        log.warning("LEAKAGE NOT CHECKED: the run's config names no data.train")
+        return
+    if missing:
+        log.warning(
+            "LEAKAGE NOT CHECKED: the run's pretraining data %s is not found (looked in the "
+            "run's origin %s, %s and its parents); evaluated clips may overlap it",
+            ", ".join(missing),
+            run.origin or "(not recorded)",
+            run.dir,
+        )
+        return
+    evaluated = {s: c for s, c in cuts.items() if s != "train"}
+    leaks = find_leaks(open_cuts(pretrain, "data.train"), evaluated)
+    if leaks:
+        raise ConfigError(leak_message(leaks, ", ".join(source_paths(pretrain))))
+    log.info("leakage check: no evaluated clip is in %s", ", ".join(source_paths(pretrain)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,9 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     exp = Path(args.exp_dir)
     out_dir = Path(args.out_dir) if args.out_dir else exp / "eval"
     setup_logging(out_dir / "evaluate.log")
-    if not (exp / "config.yaml").is_file():
-        raise ConfigError(f"--exp-dir: {exp / 'config.yaml'} not found (train first)")
-    cfg = load_config([exp / "config.yaml", *args.config], args.overrides)
+    run = open_run(exp, configs=args.config, overrides=args.overrides)
+    cfg = run.config
     import_plugins(cfg.get("plugins"))
     check_top_level(cfg)
     dcfg, ecfg = data_config(cfg), eval_config(cfg)
@@ -214,14 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         for split in ("train", "dev", "test"):  # a manifest, a Shar dir or a list of sources
             cuts[split] = open_cuts(getattr(dcfg, split), f"data.{split}").to_eager()
     if ecfg.check_leakage:
-        pretrain = data_config(load_config([exp / "config.yaml"])).train
-        if pretrain and all(Path(p).exists() for p in source_paths(pretrain)):
-            evaluated = {s: c for s, c in cuts.items() if s != "train"}
-            leaks = find_leaks(open_cuts(pretrain, "data.train"), evaluated)
-            if leaks:
-                raise ConfigError(leak_message(leaks, ", ".join(source_paths(pretrain))))
+        check_leakage(run, cuts)
 
-    tokenizer = build_tokenizer(cfg)
+    tokenizer = run.tokenizer()
     evaluators = [
         EVALUATORS.build(b, f"eval.evaluators[{i}]", tokenizer=tokenizer)
         for i, b in enumerate(ecfg.evaluators)
@@ -237,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return model_features(model, "frames" in needs, tokenizer, gen, ecfg.layer)
 
     models: dict[str, tuple[Any, Any]] = {}
-    pretrained = load_pretrained(exp, cfg, tokenizer)
+    pretrained = run.model(tokenizer)
     models["pretrained"] = (
         lambda s: features(pretrained, s),
         text_features(pretrained, tokenizer),
@@ -277,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     for ev in evaluators:
         if hasattr(ev, "finish"):
             rows.extend(ev.finish())
-    provenance = run_provenance(exp, cfg)
+    provenance = run_provenance(run)
     for r in rows:
         r.update(provenance)
         if ecfg.name:

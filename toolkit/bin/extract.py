@@ -17,15 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from toolkit.audio import AudioLoadError, read_audio
 from toolkit.bin.common import run_cli
 from toolkit.config import ConfigError
-from toolkit.inference import (
-    AudioLoadError,
-    EmbeddingWriter,
-    cut_sources,
-    load_encoder,
-    read_audio,
-)
+from toolkit.inference import EmbeddingWriter, cut_sources, load_encoder
 from toolkit.utils.logging import setup_logging
 
 log = logging.getLogger("toolkit.extract")

@@ -11,7 +11,6 @@ import argparse
 import gc
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -23,28 +22,13 @@ from toolkit.data.dataset import CaptionDataset
 from toolkit.data.streaming import train_loader
 from toolkit.model import build_model, build_tokenizer
 from toolkit.registry import OPTIMIZERS, SCHEDULERS
+from toolkit.runs import keep_files_with_run
 from toolkit.schema import data_config, train_config
 from toolkit.train.checkpoint import list_checkpoints, save_atomic
 from toolkit.train.trainer import Trainer, resolve_device
 from toolkit.utils.logging import setup_logging
 
 log = logging.getLogger("toolkit.train")
-
-
-def keep_stats_with_run(cfg: dict, exp: Path) -> None:
-    """Copy the frontend's feature statistics into the run dir and point the config at the copy,
-    so that a run dir alone is enough to evaluate or export the model later."""
-    fe = cfg.get("frontend") or {}
-    src = fe.get("stats_file")
-    if not src or not Path(src).is_file():
-        return
-    dst = exp / Path(src).name
-    if Path(src).resolve() != dst.resolve():
-        exp.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_suffix(dst.suffix + ".tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    fe["stats_file"] = str(dst)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if D.rank() == 0:
         cfg.setdefault("seed", seed)
-        keep_stats_with_run(cfg, exp)
+        keep_files_with_run(cfg, exp)  # stats + tokenizer into the run, run.json
         dump_config(cfg, exp / "config.yaml")
         log.info("resolved config written to %s", exp / "config.yaml")
 

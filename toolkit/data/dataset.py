@@ -26,6 +26,7 @@ import torch
 from lhotse import CutSet
 from lhotse.cut import Cut
 
+from toolkit.audio import cut_mono
 from toolkit.data.cuts import cut_captions, cut_labels
 from toolkit.data.shar import with_shar_audio
 
@@ -38,19 +39,10 @@ def stable_rng(*keys: Any) -> random.Random:
 
 
 def load_mono(cut: Cut, sampling_rate: int) -> np.ndarray:
-    """Audio of ``cut`` resampled to ``sampling_rate`` and averaged over channels → ``(S,)``.
-    Cuts streamed from Shar get their audio bytes from the tar here (:mod:`toolkit.data.shar`)."""
-    cut = with_shar_audio(cut)
-    if cut.sampling_rate != sampling_rate:
-        cut = cut.resample(sampling_rate)
-    audio = np.asarray(cut.load_audio(), dtype=np.float32)
-    if audio.ndim == 2:
-        audio = audio.mean(axis=0)
-    if audio.size == 0:
-        raise ValueError("no samples")
-    if not np.all(np.isfinite(audio)):
-        raise ValueError("non-finite samples")
-    return audio
+    """Audio of ``cut`` averaged over channels and resampled to ``sampling_rate`` → ``(S,)``
+    (:func:`toolkit.audio.cut_mono`; NaN/Inf or empty audio raises ``AudioLoadError``). Cuts
+    streamed from Shar get their audio bytes from the tar here (:mod:`toolkit.data.shar`)."""
+    return cut_mono(with_shar_audio(cut), sampling_rate)
 
 
 def pad_stack(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,365 @@
+"""THE run loader: find a run (a training run dir, a checkpoint inside one, or an exported model
+directory), resolve the files it names, build its model and load its weights.
+
+Everything that loads a trained model goes through :func:`open_run` (evaluation, embedding
+export, the HEAR API, the model API, export). A run directory is relocatable:
+
+* at training start :func:`keep_files_with_run` copies the files a loaded model needs (the
+  frontend's feature statistics, the tokenizer model) into the run and writes ``run.json``:
+  ``{"format": 1, "origin": <cwd at training time>, "files": {<config key>: <path inside the
+  run>}}``;
+* when the run is opened, those keys point at the run's own copies, whatever the cwd; any other
+  relative path of the run's config (its data manifests) is looked up from the recorded origin,
+  then from the run dir and its parents — never from the cwd, so an unrelated
+  ``exp/x/fbank_stats.pt`` in the cwd cannot be picked up. Runs older than ``run.json`` are
+  resolved the same way without the origin (and the run's own copy by file name).
+
+An exported model directory (:mod:`toolkit.bin.export`) holds ``config.json`` (the resolved
+config), ``model.safetensors``, ``run.json`` and the files it names, and opens the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from toolkit.config import ConfigError, apply_overrides, deep_merge, load_config
+from toolkit.data.sources import source_paths
+from toolkit.model import AudioModel, build_model, build_tokenizer
+from toolkit.registry import ENCODERS, FRONTENDS, import_plugins
+from toolkit.weights import LoadReport, load_state, read_weights, split_init_keys, weights_file
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+RUN_FORMAT = 1
+# Config keys naming files that a loaded model needs (copied into the run at training start).
+FILE_KEYS = ("frontend.stats_file", "tokenizer.model")
+# Config keys naming folders a loaded model needs (recorded with an absolute path, not copied).
+FOLDER_KEYS = ("tokenizer.path",)
+DATA_KEYS = ("data.train", "data.dev", "data.test")
+
+
+def get_key(cfg: dict[str, Any], dotted: str) -> Any:
+    """``cfg["a"]["b"]`` for ``"a.b"`` (None where a level is missing)."""
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def set_key(cfg: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``cfg["a"]["b"] = value`` for ``"a.b"`` (the levels must exist)."""
+    *parents, last = dotted.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    node[last] = value
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def keep_files_with_run(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, str]:
+    """Copy the files of :data:`FILE_KEYS` into ``run_dir``, point ``cfg`` at the copies and
+    write ``run_dir/run.json`` (see the module docstring). Returns its ``files`` table."""
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    for key in FILE_KEYS:
+        src = get_key(cfg, key)
+        if not src or not Path(src).is_file():
+            continue
+        name = Path(src).name
+        if name in files.values():  # two keys naming files of the same name
+            name = f"{key.split('.')[0]}_{name}"
+        dst = run / name
+        if Path(src).resolve() != dst.resolve():
+            _atomic_copy(Path(src), dst)
+        set_key(cfg, key, str(dst))
+        files[key] = name
+    folders = {}
+    for key in FOLDER_KEYS:
+        src = get_key(cfg, key)
+        if src and Path(src).is_dir():
+            folders[key] = str(Path(src).resolve())
+    info = {"format": RUN_FORMAT, "origin": str(Path.cwd().resolve()), "files": files}
+    if folders:
+        info["folders"] = folders
+    tmp = run / (RUN_FILE + ".tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    tmp.replace(run / RUN_FILE)
+    return files
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` of a run (``{}`` for runs written before it existed)."""
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text())
+    except ValueError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(info, dict) or int(info.get("format", 0)) > RUN_FORMAT:
+        raise ConfigError(f"{path}: unknown run format {info.get('format')!r} (newer toolkit?)")
+    return info
+
+
+@dataclass
+class Run:
+    """A trained model on disk.
+
+    Attributes:
+        dir: the run (or exported model) directory.
+        config: its resolved config; the files it owns point at absolute paths inside ``dir``.
+        own_config: the run's config alone (no extra configs or overrides), resolved the same way.
+        checkpoint: the weights file to load (None: found on first use; see
+            :func:`toolkit.weights.weights_file`).
+        origin: the cwd the run was trained from (None when unknown).
+    """
+
+    dir: Path
+    config: dict[str, Any]
+    own_config: dict[str, Any]
+    checkpoint: Path | None = None
+    origin: Path | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    report: LoadReport | None = None  # of the last load
+    config_file: Path | None = None
+    unresolved: dict[str, str] = field(default_factory=dict)  # file key → why not found
+    _weights: dict[str, Tensor] | None = field(default=None, repr=False)
+
+    def weights_path(self) -> Path:
+        if self.checkpoint is None:
+            self.checkpoint = weights_file(self.dir)
+        return self.checkpoint
+
+    def weights(self) -> dict[str, Tensor]:
+        """The model weights (a checkpoint's EMA weights when it has them), read once."""
+        if self._weights is None:
+            self._weights = read_weights(self.weights_path())
+        return self._weights
+
+    def resolve(self, value: str | Path) -> Path | None:
+        """A relative path of the run's config → an existing absolute path, looked up from the
+        run's origin, then the run dir and its parents (never the cwd); None if not found."""
+        p = Path(value)
+        if p.is_absolute():
+            return p if p.exists() else None
+        bases = ([self.origin] if self.origin else []) + [self.dir, *self.dir.parents]
+        for base in bases:
+            if (base / p).exists():
+                return (base / p).resolve()
+        return None
+
+    def pretraining_sources(self) -> tuple[Any, list[str]]:
+        """The run's own ``data.train`` with its paths resolved, and the paths not found."""
+        value = copy.deepcopy(get_key(self.own_config, "data.train"))
+        missing: list[str] = []
+        if not value:
+            return None, missing
+
+        def fix(path: str) -> str:
+            found = self.resolve(path)
+            if found is None:
+                missing.append(path)
+                return path
+            return str(found)
+
+        if isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict) and item.get("path"):
+                    item["path"] = fix(item["path"])
+            return value, missing
+        return fix(str(value)) if source_paths(value) else value, missing
+
+    def config_hash(self) -> str:
+        """First 12 hex digits of the SHA-1 of the run's config file (as written by training or
+        export; the same wherever the run lies)."""
+        return (
+            hashlib.sha1(self.config_file.read_bytes()).hexdigest()[:12] if self.config_file else ""
+        )
+
+    def require(self, *sections: str) -> None:
+        """ConfigError for the first file of ``sections`` that could not be found."""
+        for key, why in self.unresolved.items():
+            if key.split(".")[0] in sections:
+                raise ConfigError(why)
+
+    def tokenizer(self) -> Any:
+        self.require("tokenizer")
+        return build_tokenizer(self.config)
+
+    def model(self, tokenizer: Any = None, allow_partial: Any = ()) -> AudioModel:
+        """The whole model (frontend, encoder, objective) in eval mode with the run's weights,
+        loaded strictly (:func:`toolkit.weights.load_state`)."""
+        if tokenizer is None:
+            tokenizer = self.tokenizer()
+        self.require("frontend", "objective")
+        model = build_model(self.config, tokenizer, init_weights=False)
+        check_vocab(model, self.weights(), tokenizer, self)
+        self.report = load_state(model, self.weights(), self.weights_path(), allow_partial)
+        return model.eval()
+
+    def audio_modules(self) -> tuple[nn.Module, nn.Module, LoadReport]:
+        """``(frontend, encoder, report)`` with the run's weights (for embedding only: the
+        objective and the tokenizer are not built)."""
+        import_plugins(self.config.get("plugins"))
+        self.require("frontend")
+        for sec in ("frontend", "encoder"):
+            if not self.config.get(sec):
+                raise ConfigError(f"{sec}: section missing in the config of {self.dir}")
+        frontend = FRONTENDS.build(self.config["frontend"], key="frontend")
+        enc_cfg, _ = split_init_keys(self.config["encoder"], "encoder")  # trained weights win
+        encoder = ENCODERS.build(enc_cfg, key="encoder", input_dim=frontend.output_dim)
+        parts = nn.ModuleDict({"frontend": frontend, "encoder": encoder})
+        weights = {
+            k: v for k, v in self.weights().items() if k.startswith(("frontend.", "encoder."))
+        }
+        if not any(k.startswith("encoder.") for k in weights):
+            raise ConfigError(f"{self.weights_path()}: no 'encoder.*' weights in the checkpoint")
+        self.report = load_state(parts, weights, self.weights_path())
+        return frontend, encoder, self.report
+
+
+def check_vocab(model: nn.Module, weights: dict[str, Tensor], tokenizer: Any, run: Run) -> None:
+    """A one-line error when the tokenizer's vocabulary does not fit the checkpoint's text
+    embedding (the usual sign of a tokenizer of another run)."""
+    vocab = getattr(tokenizer, "vocab_size", None)
+    if vocab is None:
+        return
+    own = model.state_dict()
+    for k, v in weights.items():
+        if k in own and v.dim() >= 1 and own[k].shape != v.shape and vocab in own[k].shape:
+            name = get_key(run.config, "tokenizer.model") or "tokenizer"
+            raise ConfigError(
+                f"{run.weights_path()}: the tokenizer ({name}, {vocab} tokens) does not fit the checkpoint ({k}: {tuple(v.shape)} vs "
+                f"{tuple(own[k].shape)}); use the run's own tokenizer"
+            )
+
+
+def find_run(path: str | Path) -> tuple[Path, Path | None]:
+    """``(run_dir, checkpoint file or None)`` for a run/model dir or a weights file inside one
+    (``<run>/model.pt``, ``<run>/checkpoints/checkpoint-N.pt``, ``<dir>/model.safetensors``)."""
+    p = Path(path)
+    if p.is_file():
+        run = p.parent
+        if run.name == "checkpoints" and not _config_file(run):
+            run = run.parent
+        return run, p
+    if not p.is_dir():
+        raise ConfigError(f"{p}: no such run directory or checkpoint file")
+    return p, None
+
+
+def _config_file(run: Path) -> Path | None:
+    for name in ("config.yaml", "config.json"):
+        if (run / name).is_file():
+            return run / name
+    return None
+
+
+def _resolve_files(cfg: dict[str, Any], own: dict[str, Any], run: Run) -> None:
+    """Point the run-owned file keys of ``cfg`` (those still holding the run's own value) at
+    existing files: the run's copies (``run.json``), else looked up like :meth:`Run.resolve`,
+    else the run's copy by file name."""
+    files = run.info.get("files") or {}
+    folders = run.info.get("folders") or {}
+    for key in (*FILE_KEYS, *FOLDER_KEYS):
+        value = get_key(cfg, key)
+        if not value or value != get_key(own, key):
+            continue  # not set, or given by an extra config / override: the user's path
+        if key in files:
+            found: Path | None = run.dir / files[key]
+            if not found.is_file():  # type: ignore[union-attr]
+                raise ConfigError(f"{run.dir / RUN_FILE}: {key} names {found}, which is missing")
+        elif key in folders and Path(folders[key]).is_dir():
+            found = Path(folders[key])
+        else:
+            found = run.resolve(value)
+            if found is None and (run.dir / Path(value).name).is_file():
+                found = run.dir / Path(value).name
+        if found is None:  # an error only when a part that needs it is built
+            run.unresolved[key] = (
+                f"{key}: {value} (from {run.dir}) not found in the run, its origin or parents; "
+                f"give it with an override, e.g. {key}=/abs/path"
+            )
+            continue
+        set_key(cfg, key, str(found))
+
+
+def _stored_config(ckpt: Path | None) -> dict[str, Any] | None:
+    """The ``config`` a toolkit ``model.pt``/checkpoint stores (for a lone weights file)."""
+    if ckpt is None or ckpt.suffix != ".pt":
+        return None
+    from toolkit.train.checkpoint import load_weights_only
+
+    state = load_weights_only(ckpt)
+    cfg = state.get("config") if isinstance(state, dict) else None
+    return copy.deepcopy(cfg) if isinstance(cfg, dict) else None
+
+
+def open_run(
+    path: str | Path,
+    checkpoint: str | Path | None = None,
+    configs: list[str | Path] | tuple = (),
+    overrides: list[str] | tuple = (),
+) -> Run:
+    """Open a run (see the module docstring) without loading weights yet.
+
+    Args:
+        path: run dir, exported model dir, or a weights file inside one.
+        checkpoint: a specific weights file (default: :func:`toolkit.weights.weights_file`).
+        configs: extra YAML files merged over the run's config (their paths are the user's,
+            relative to the cwd).
+        overrides: dotted overrides applied last.
+    """
+    run_dir, found_ckpt = find_run(path)
+    ckpt = Path(checkpoint) if checkpoint else found_ckpt
+    if ckpt is not None and not ckpt.is_file():
+        raise ConfigError(f"checkpoint {ckpt} not found")
+    cfg_file = _config_file(run_dir)
+    stored = _stored_config(ckpt) if cfg_file is None else None
+    if cfg_file is None and stored is None:
+        raise ConfigError(
+            f"{run_dir}: no config.yaml (training run) or config.json (exported model), and "
+            f"no weights file with a stored config; not a run directory"
+        )
+    if stored is not None:
+        own = stored
+        cfg = apply_overrides(deep_merge(own, load_config(list(configs))), overrides, {})
+    elif cfg_file.suffix == ".json":  # type: ignore[union-attr]
+        try:
+            own = json.loads(cfg_file.read_text())
+        except ValueError as e:
+            raise ConfigError(f"{cfg_file}: not valid JSON ({e})") from e
+        if "model_type" in own and "frontend" not in own:
+            raise ConfigError(
+                f"{cfg_file}: a released model directory (model_type {own['model_type']!r}); "
+                "open it with toolkit.models.from_pretrained"
+            )
+        cfg = apply_overrides(deep_merge(own, load_config(list(configs))), overrides, {})
+    else:
+        own = load_config(cfg_file)
+        cfg = load_config([cfg_file, *configs], overrides)
+    info = read_run_info(run_dir)
+    origin = Path(info["origin"]) if info.get("origin") else None
+    run = Run(run_dir, cfg, copy.deepcopy(own), ckpt, origin, info, config_file=cfg_file)
+    _resolve_files(cfg, own, run)
+    _resolve_files(run.own_config, own, run)
+    return run
