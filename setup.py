@@ -55,6 +55,7 @@ setup(
             "toolkit-aggregate=toolkit.bin.aggregate:cli",
             "toolkit-report=toolkit.bin.report:cli",
             "toolkit-average=toolkit.bin.average:cli",
+            "toolkit-export=toolkit.bin.export:cli",
         ]
     },
 )

@@ -150,3 +150,35 @@ def test_a_wrong_run_dir_is_one_clear_error(tmp_path):
         open_run(tmp_path)
     with pytest.raises(ConfigError, match="no such run directory"):
         open_run(tmp_path / "nope")
+
+
+def test_export_round_trip_is_bit_identical(recipe_run, tmp_path, monkeypatch, capsys):
+    from toolkit.bin.export import main as export_main
+
+    monkeypatch.chdir(decoy_cwd(recipe_run["base"]))
+    out = tmp_path / "exported"
+    assert export_main([str(recipe_run["moved"]), str(out)]) == 0
+    assert "exported" in capsys.readouterr().out
+    names = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "run.json", "README.md", "spm.model"} <= names
+    assert not any(n.endswith(".pt") and n != "fbank_stats.pt" for n in names)  # no pickle
+    card = (out / "README.md").read_text()
+    assert "contrastive" in card and "| training steps | 3 |" in card
+    shutil.move(out, tmp_path / "moved_export")  # relocatable too
+    a, b = open_run(recipe_run["moved"]).model(), open_run(tmp_path / "moved_export").model()
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-0.3, 0.3, (2, 16000)).astype("float32"))
+    lens = torch.tensor([16000, 12000])
+    with torch.no_grad():
+        ha, la = a.encode(x, lens)
+        hb, lb = b.encode(x, lens)
+    assert torch.equal(ha, hb) and torch.equal(la, lb)
+    enc = load_encoder(tmp_path / "moved_export")
+    got = enc.embed_files(recipe_run["files"], progress=False).pooled()
+    assert torch.equal(
+        got,
+        load_encoder(recipe_run["moved"]).embed_files(recipe_run["files"], progress=False).pooled(),
+    )
+    with pytest.raises(ConfigError, match="not empty"):
+        export_main([str(recipe_run["moved"]), str(tmp_path / "moved_export")])

@@ -32,7 +32,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from toolkit.config import ConfigError, apply_overrides, deep_merge, load_config
+from toolkit.config import ConfigError, apply_overrides, deep_merge, load_config, to_plain
 from toolkit.data.sources import source_paths
 from toolkit.model import AudioModel, build_model, build_tokenizer
 from toolkit.registry import ENCODERS, FRONTENDS, import_plugins
@@ -74,6 +74,12 @@ def _atomic_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def _file_name(key: str, src: str | Path, taken: dict[str, str]) -> str:
+    """The name a run-owned file gets inside the run (prefixed by its section on a clash)."""
+    name = Path(src).name
+    return f"{key.split('.')[0]}_{name}" if name in taken.values() else name
+
+
 def keep_files_with_run(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, str]:
     """Copy the files of :data:`FILE_KEYS` into ``run_dir``, point ``cfg`` at the copies and
     write ``run_dir/run.json`` (see the module docstring). Returns its ``files`` table."""
@@ -84,9 +90,7 @@ def keep_files_with_run(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, s
         src = get_key(cfg, key)
         if not src or not Path(src).is_file():
             continue
-        name = Path(src).name
-        if name in files.values():  # two keys naming files of the same name
-            name = f"{key.split('.')[0]}_{name}"
+        name = _file_name(key, src, files)
         dst = run / name
         if Path(src).resolve() != dst.resolve():
             _atomic_copy(Path(src), dst)
@@ -363,3 +367,95 @@ def open_run(
     _resolve_files(cfg, own, run)
     _resolve_files(run.own_config, own, run)
     return run
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _step_of_weights(path: Path) -> int | None:
+    if path.suffix != ".pt":
+        return None
+    from toolkit.train.checkpoint import load_weights_only
+
+    state = load_weights_only(path)
+    step = state.get("step") if isinstance(state, dict) else None
+    return int(step) if isinstance(step, int) else None
+
+
+def model_card(run: Run, step: int | None) -> str:
+    """``README.md`` of an exported model: what it is, how it was trained, its results."""
+    cfg = run.own_config
+    obj = (cfg.get("objective") or {}).get("name", "?")
+    enc = cfg.get("encoder") or {}
+    enc_text = ", ".join(f"{k}={v}" for k, v in enc.items() if k not in ("init_from",))
+    train = cfg.get("data", {}).get("train")
+    lines = [
+        f"# {run.dir.name}",
+        "",
+        f"An audio encoder pretrained with the `{obj}` objective by this toolkit, exported by "
+        "`toolkit-export`. Load it with `toolkit.load(<this dir>)` (Python) or pass this "
+        "directory wherever a run directory is taken (`toolkit-evaluate --exp-dir`, "
+        "`toolkit-extract --run-dir`, `encoder.init_from`).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| objective | `{obj}` |",
+        f"| encoder | `{enc_text}` |",
+        f"| frontend | `{(cfg.get('frontend') or {}).get('name', '?')}` |",
+        f"| training steps | {step if step is not None else 'unknown'} |",
+        f"| training data | `{train}` |",
+        f"| seed | {cfg.get('seed')} |",
+        f"| exported from | `{run.dir}` (`{run.weights_path().name}`) |",
+        "",
+        "Files: `config.json` (the resolved training config), `model.safetensors` (weights; "
+        "the EMA weights when the run kept them), `run.json` (the files the model needs, "
+        "relative to this directory), and those files (feature statistics, tokenizer).",
+    ]
+    results = run.dir / "eval" / "results.md"
+    if results.is_file():
+        body = results.read_text().split("\n", 1)[-1].strip()  # drop the results title
+        lines += ["", "## Evaluation (frozen encoder, from the run's `eval/results.md`)", "", body]
+    else:
+        lines += ["", "No evaluation results were found in the run (`eval/results.md`)."]
+    return "\n".join(lines) + "\n"
+
+
+def export_run(run: Run, out_dir: str | Path) -> Path:
+    """Write ``out_dir``: ``config.json``, ``model.safetensors``, ``run.json``, the run's files
+    (feature statistics, tokenizer) and a ``README.md`` model card. The directory opens with
+    :func:`open_run` anywhere and gives the run's outputs exactly."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out}: exists and is not empty; export into a new directory")
+    for key in (*FILE_KEYS, *FOLDER_KEYS):
+        run.require(key.split(".")[0])
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    cfg = copy.deepcopy(run.own_config)
+    files: dict[str, str] = {}
+    for key in FILE_KEYS:
+        src = get_key(run.own_config, key)
+        if src:
+            name = _file_name(key, src, files)
+            shutil.copyfile(src, tmp / name)
+            set_key(cfg, key, name)
+            files[key] = name
+    folders = {k: get_key(run.own_config, k) for k in FOLDER_KEYS if get_key(run.own_config, k)}
+    weights = {k: v.detach().clone().contiguous() for k, v in run.weights().items()}
+    save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    (tmp / "config.json").write_text(json.dumps(to_plain(cfg), indent=2) + "\n")
+    step = _step_of_weights(run.weights_path())
+    info: dict[str, Any] = {"format": RUN_FORMAT, "files": files, "step": step}
+    if folders:
+        info["folders"] = folders
+    info["exported_from"] = str(run.dir.resolve())
+    (tmp / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    (tmp / "README.md").write_text(model_card(run, step))
+    if out.exists():
+        out.rmdir()
+    tmp.replace(out)
+    return out
