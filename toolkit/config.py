@@ -116,12 +116,19 @@ def _read_yaml(path: Path, prov: dict[str, str], stack: tuple[Path, ...] = ()) -
     own_prov: dict[str, str] = {}
     data = _strip_lines(raw, str(path), "", own_prov)
     includes = data.pop("include", [])
-    own_prov.pop("include", None)
+    where = own_prov.pop("include", str(path))
     if isinstance(includes, str):
         includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"{where}: include: expected a file name or a list of file names")
     merged: dict = {}
     for inc in includes:
         sub_prov: dict[str, str] = {}
+        if not (path.parent / inc).is_file():
+            raise ConfigError(
+                f"{where}: include: cannot read config {inc}: no such file "
+                f"{path.parent / inc} (include paths are relative to the including file)"
+            )
         sub = _read_yaml(path.parent / inc, sub_prov, stack + (path,))
         merged = deep_merge(merged, sub)
         prov.update(sub_prov)
@@ -280,9 +287,11 @@ def _fits(value: Any, tp: Any) -> bool:
 
 def build_section(cls: type, cfg: Mapping[str, Any] | None, key: str) -> Any:
     """Build a dataclass section (``data``, ``train``, ...) from a mapping with key/type checks."""
+    if cfg is not None and not isinstance(cfg, Mapping):
+        raise ConfigError(
+            f"{locate(key)}{key}: expected a mapping of keys, got {cfg!r} ({type(cfg).__name__})"
+        )
     cfg = dict(cfg or {})
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{locate(key)}{key}: expected a mapping")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     for k, v in cfg.items():

@@ -12,7 +12,8 @@
 #                               tagging config into $tag_exp_dir and starts from its encoder
 #   5  evaluate                 toolkit.bin.evaluate → $exp_dir/eval/results.md
 # Each stage skips work whose outputs exist (pass --force true to redo it); stage 5 also reruns
-# when the model is newer than its results.
+# when the model is newer than its results. --force true never deletes a run: stage 4 moves an
+# existing $exp_dir (and $tag_exp_dir) aside to <dir>.old.<N> and says where.
 set -euo pipefail
 
 stage=0
@@ -55,6 +56,16 @@ tag_cfg_args=(); for c in $tag_config; do tag_cfg_args+=(-c "$c"); done
 log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 done_or_forced() { [ "$force" = true ] || [ ! -e "$1" ]; }
+# move_aside STAGE DIR: rename DIR to the first free DIR.old.<N> (a redone run never deletes an
+# earlier one: --exp-dir may point at a finished or released run)
+move_aside() {
+  local dir=${2%/} dest n=1
+  [ -e "$dir" ] || return 0
+  while [ -e "$dir.old.$n" ]; do n=$((n + 1)); done
+  dest="$dir.old.$n"
+  mv -- "$dir" "$dest"
+  log "$1" "--force true: moved the earlier run $dir aside to $dest (delete it when not needed)"
+}
 paths=(data.train="$data_dir/cuts_train.jsonl.gz" data.dev="$data_dir/cuts_dev.jsonl.gz"
        data.test="$data_dir/cuts_test.jsonl.gz" frontend.stats_file="$data_dir/fbank_stats.pt")
 # the stage-3 SentencePiece model is used only by configs whose tokenizer is sentencepiece
@@ -107,7 +118,7 @@ if run_stage 4 && [ "$init" = supervised ]; then
     $python -m toolkit.bin.label_vocab "$data_dir/cuts_train.jsonl.gz" -o "$data_dir/labels.txt"
   fi
   if done_or_forced "$tag_exp_dir/model.pt"; then
-    [ "$force" = true ] && rm -rf "$tag_exp_dir"
+    [ "$force" = true ] && move_aside 4 "$tag_exp_dir"
     log 4 "supervised (tagging) pretraining → $tag_exp_dir"
     ${launcher:-$python} -m toolkit.bin.train "${tag_cfg_args[@]}" --exp-dir "$tag_exp_dir" --resume "${paths[@]}" \
       objective.vocab="$data_dir/labels.txt" $tag_args
@@ -121,7 +132,7 @@ fi
 
 if run_stage 4; then
   if done_or_forced "$exp_dir/model.pt"; then
-    [ "$force" = true ] && rm -rf "$exp_dir"
+    [ "$force" = true ] && move_aside 4 "$exp_dir"
     train_cfg=("${cfg_args[@]}"); train_paths=("${paths[@]}")
     if [ -n "$train_sources" ]; then
       [ -f "$train_sources" ] || { echo "$0: --train-sources $train_sources not found" >&2; exit 1; }

@@ -27,7 +27,14 @@ from torch import nn
 from toolkit import distributed as D
 from toolkit.data.sampling import rescale_position
 from toolkit.schema import TrainConfig
-from toolkit.train.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
+from toolkit.train.checkpoint import (
+    CheckpointError,
+    list_checkpoints,
+    load_latest,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from toolkit.train.ema import EMA
 
 log = logging.getLogger(__name__)
@@ -141,8 +148,16 @@ class Trainer:
         existed before keep their RNG streams and new ranks get fresh ones; a warning says so.
         The per-rank batch is unchanged, so the global batch scales with the world size.
         """
-        state = load_latest(self.run_dir / "checkpoints")
+        ckpt_dir = self.run_dir / "checkpoints"
+        state = load_latest(ckpt_dir)  # a corrupt newest one: a warning, then the one before
         if state is None:
+            found = list_checkpoints(ckpt_dir)
+            if found:  # never silently start over (and overwrite) a run whose files are damaged
+                raise CheckpointError(
+                    f"--resume: none of the {len(found)} checkpoint(s) in {ckpt_dir} can be read "
+                    f"(newest: {found[-1][1].name}; see the warnings above); move them aside to "
+                    "start from scratch"
+                )
             return False
         self.module.load_state_dict(state["model"])
         if self.ema is not None and "ema" in state:
@@ -359,21 +374,23 @@ class Trainer:
                 loss = out["loss"] * 0.0 if padding else out["loss"]
                 if not self._all_finite(loss):
                     self.bad_streak += 1
+                    ids = _ids_text(batch.get("cut_ids"))
                     log.warning(
-                        "non-finite loss (%s) at step %d, batch %d of epoch %d; skipping it "
-                        "(%d in a row)",
+                        "non-finite loss (%s) at step %d, batch %d of epoch %d (cuts %s); "
+                        "skipping it (%d in a row)",
                         loss.item(),
                         self.step,
                         self.batch_in_epoch,
                         self.epoch,
+                        ids,
                         self.bad_streak,
                     )
                     if self.bad_streak >= cfg.max_bad_steps:
                         raise TrainingError(
                             f"loss was NaN/inf for {self.bad_streak} batches in a row (last at "
-                            f"step {self.step}, epoch {self.epoch}); lower optim.lr, check the "
-                            f"data, or raise train.max_bad_steps. Last good checkpoint: "
-                            f"{self.run_dir / 'checkpoints'}"
+                            f"step {self.step}, epoch {self.epoch}, cuts {ids}); lower optim.lr, "
+                            f"check the data, or raise train.max_bad_steps. Last good "
+                            f"checkpoint: {self.run_dir / 'checkpoints'}"
                         )
                     continue
                 (loss / cfg.accum_grad).backward()
@@ -396,7 +413,8 @@ class Trainer:
                 if self.bad_streak >= cfg.max_bad_steps:
                     raise TrainingError(
                         f"gradients were NaN/inf for {self.bad_streak} steps in a row (step "
-                        f"{self.step}); lower optim.lr or check the data"
+                        f"{self.step}, last batch's cuts {_ids_text(batch.get('cut_ids'))}); "
+                        "lower optim.lr or check the data"
                     )
                 continue
             self.optimizer.step()
@@ -469,3 +487,10 @@ class Trainer:
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip else float("inf")
         norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         return float(norm)
+
+
+def _ids_text(ids: Any, limit: int = 20) -> str:
+    """A batch's cut ids for a message: ``a,b,c`` (the first ``limit``, then how many more)."""
+    ids = [str(i) for i in ids or []]
+    more = f",... ({len(ids) - limit} more)" if len(ids) > limit else ""
+    return ",".join(ids[:limit]) + more if ids else "?"

@@ -70,7 +70,8 @@ def register_corpus(name: str) -> Callable[[PrepareFn], PrepareFn]:
 
 class SkipItem(Exception):
     """Raised by an item function to skip the item, counted under ``reason`` (e.g. ``missing``,
-    ``unreadable``, ``empty``, ``too_short``, ``no_caption``, ``bad_metadata``)."""
+    ``unreadable``, ``empty``, ``too_short``, ``no_caption``, ``bad_metadata``; for rows of a
+    listing file: ``bad_encoding``, ``bad_columns``, ``bad_json``)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}")

@@ -22,6 +22,7 @@ captions made from the label(s) (``the sound of <label>`` style, from ``caption_
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import hashlib
@@ -75,7 +76,10 @@ def label_captions_for(labels: dict[str, Any], template: str) -> tuple[list[str]
 
 def _item_cuts(item: dict[str, Any], min_duration: float, max_duration: float,
                segment_duration: float) -> list[Cut]:  # fmt: skip
-    """Cuts of one listed file (or one listed segment), segmenting long files."""
+    """Cuts of one listed file (or one listed segment), segmenting long files; a bad listing
+    row (``item["skip"]``: reason and detail) is skipped and counted here."""
+    if "skip" in item:
+        raise SkipItem(*item["skip"])
     rec = read_recording(item["path"], item["id"])
     start = float(item.get("start") or 0.0)
     end = item.get("end")
@@ -249,21 +253,119 @@ def prepare_folder(
     )  # fmt: skip
 
 
-def read_listing(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a CSV (``,``), TSV (``\\t``) or JSONL listing as dicts, streamed."""
+def _utf8_lines(f: Any, bad: dict[int, str]) -> Iterator[str]:
+    """Lines of the binary file ``f`` decoded as UTF-8 (a leading BOM dropped). A line that is
+    not valid UTF-8 is decoded with ``surrogateescape`` (so that CSV parsing still finds its
+    fields) and recorded in ``bad`` as ``{line number: what is wrong}``."""
+    for n, raw in enumerate(f, 1):
+        if n == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            bad[n] = f"not valid UTF-8: byte 0x{raw[e.start]:02x} at column {e.start + 1}"
+            yield raw.decode("utf-8", "surrogateescape")
+
+
+def _printable(text: str) -> str:
+    """A field of an undecodable line with its bad bytes as U+FFFD (safe to write anywhere)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def iter_listing(
+    path: Path, required: tuple[str, ...] = ()
+) -> Iterator[tuple[int, dict[str, Any] | None, SkipItem | None]]:
+    """``(line, row, problem)`` for every row of a CSV (``,``), TSV (``\\t``) or JSONL listing,
+    streamed. ``line`` is the row's first line in the file (1-based). ``problem`` is None for a
+    good row, else a :class:`SkipItem` (the row is then best effort, or None):
+
+    * ``bad_encoding``: the row is not valid UTF-8 (e.g. a Latin-1 ``café``). It is reported,
+      not guessed: a wrong decode would silently corrupt the caption. A UTF-8 BOM is accepted.
+    * ``bad_columns``: a CSV/TSV row with another number of fields than the header.
+    * ``bad_json``: a JSONL line that is not a JSON object.
+    * ``bad_metadata``: a ``required`` field is empty or absent.
+
+    Raises:
+        ValueError: the CSV/TSV header itself is not UTF-8 or lacks a ``required`` column.
+    """
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise ValueError(f"{path}:{n}: invalid JSON: {e}") from None
-        return
-    delimiter = "\t" if suffix in (".tsv", ".tab") else ","
-    with open(path, encoding="utf-8", newline="") as f:
-        yield from csv.DictReader(f, delimiter=delimiter)
+    with open(path, "rb") as f:
+        if suffix in (".jsonl", ".json"):
+            rows = _jsonl_rows(path, f)
+        else:
+            rows = _csv_rows(path, f, "\t" if suffix in (".tsv", ".tab") else ",", required)
+        for n, row, problem in rows:
+            if problem is None:
+                missing = [k for k in required if row.get(k) in (None, "")]
+                if missing:
+                    problem = SkipItem("bad_metadata", f"no {missing[0]!r}")
+            yield n, row, problem
+
+
+def _jsonl_rows(path: Path, f: Any) -> Iterator[tuple[int, Any, SkipItem | None]]:
+    bad: dict[int, str] = {}
+    for n, line in enumerate(_utf8_lines(f, bad), 1):
+        if not line.strip():
+            continue
+        if n in bad:
+            try:
+                row = json.loads(_printable(line))
+            except json.JSONDecodeError:
+                row = None
+            yield n, row if isinstance(row, dict) else None, SkipItem("bad_encoding", bad[n])
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield n, None, SkipItem("bad_json", f"invalid JSON: {e}")
+            continue
+        if not isinstance(row, dict):
+            yield n, None, SkipItem("bad_json", f"a JSON {type(row).__name__}, not an object")
+            continue
+        yield n, row, None
+
+
+def _csv_rows(
+    path: Path, f: Any, delimiter: str, required: tuple[str, ...]
+) -> Iterator[tuple[int, dict[str, Any], SkipItem | None]]:
+    bad: dict[int, str] = {}
+    reader = csv.reader(_utf8_lines(f, bad), delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        if bad:
+            raise ValueError(f"{path}:1: the header is {bad[min(bad)]} (save the listing as UTF-8)")
+        missing = [k for k in required if k not in header]
+        if missing:
+            raise ValueError(f"{path}:1: no {missing[0]!r} column; columns: {', '.join(header)}")
+        prev = reader.line_num
+        for fields in reader:
+            first, prev = prev + 1, reader.line_num
+            if not any(x.strip() for x in fields):
+                continue  # a blank line
+            enc = [bad[k] for k in range(first, prev + 1) if k in bad]
+            if enc:
+                row = dict(zip(header, map(_printable, fields)))
+                yield first, row, SkipItem("bad_encoding", enc[0])
+            elif len(fields) != len(header):
+                problem = SkipItem(
+                    "bad_columns", f"{len(fields)} fields, the header has {len(header)}"
+                )
+                yield first, dict(zip(header, fields)), problem
+            else:
+                yield first, dict(zip(header, fields)), None
+    except csv.Error as e:
+        where = f"{path}:{reader.line_num}"
+        raise ValueError(f"{where}: unreadable {delimiter!r}-separated row: {e}") from None
+
+
+def read_listing(path: Path) -> Iterator[dict[str, Any]]:
+    """The good rows of a CSV, TSV or JSONL listing as dicts, streamed (:func:`iter_listing`
+    also yields the bad ones with their reason)."""
+    for _, row, problem in iter_listing(path):
+        if problem is None and row is not None:
+            yield row
 
 
 @register_corpus("listing")
@@ -303,10 +405,16 @@ def prepare_listing(
                 caption_separator=caption_separator, style=style, dev_fraction=dev_fraction,
                 test_fraction=test_fraction, label_captions=label_captions,
                 caption_template=caption_template)  # fmt: skip
-    # one streaming pass per split (memory stays flat with the listing's length)
-    present = {item["split"] for item in _listing_items(**opts)}
+    # one streaming pass per split (memory stays flat with the listing's length); bad rows are
+    # reported in the skipped list of their split, or of the first split that has good rows
+    present: set[str] = set()
+    bad_splits: set[str] = set()
+    for item in _listing_items(**opts):
+        (bad_splits if "skip" in item else present).add(item["split"])
+    present = present or bad_splits
+    splits = [s for s in SPLITS if s in present]
     return _write_splits(
-        {s: _listing_items(**opts, only_split=s) for s in SPLITS if s in present}, name,
+        {s: _listing_items(**opts, only_split=s, splits=splits) for s in splits}, name,
         output_dir, num_jobs, min_duration, max_duration, segment_duration, force,
     )  # fmt: skip
 
@@ -323,11 +431,22 @@ def _listing_items(
     label_captions: bool,
     caption_template: str,
     only_split: str | None = None,
+    splits: list[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Items of a listing (all, or those of ``only_split``), streamed row by row."""
-    for n, row in enumerate(read_listing(listing), 1):
-        if not row.get("path"):
-            raise ValueError(f"{listing}: row {n} has no 'path'")
+    """Items of a listing (all, or those of ``only_split``), streamed row by row. A bad row
+    (:func:`iter_listing`) becomes an item ``{"path": "<listing>:<line>", "skip": (reason,
+    detail), "split": ...}`` in its row's split (when it can be read and is one of ``splits``),
+    else in the first of ``splits``."""
+    for n, row, problem in iter_listing(listing, required=("path",)):
+        if problem is not None:
+            split = _SPLIT_ALIASES.get(str((row or {}).get("split") or "").lower())
+            split = split or _assign_split(f"{listing.name}:{n}", dev_fraction, test_fraction)
+            if splits and split not in splits:
+                split = splits[0]
+            if only_split is None or split == only_split:
+                item = {"path": f"{listing}:{n}", "skip": (problem.reason, problem.detail)}
+                yield {**item, "split": split}
+            continue
         path = Path(str(row["path"]))
         path = root / path
         dom = str(row.get("domain") or domain)
