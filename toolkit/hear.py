@@ -9,8 +9,10 @@
 the API requires). Timestamp embeddings are the encoder frames of
 :class:`toolkit.inference.Encoder` (windowed for long audio, one regular frame grid) computed
 with ``pad_end=True``, so frames reach the end of the audio; ``timestamps`` are the frame
-centres ``frame_offset + i / frame_rate`` in **milliseconds** (40 ms + 40 ms * i for a 25
-frames/s transformer). Scene embeddings are the mean of the timestamp embeddings. Outputs are
+centres ``frame_offset + i / frame_rate`` in **milliseconds** (``frame_offset`` is measured
+with a click when the model loads: the frame that responds most to an event at time t is the
+one whose timestamp is nearest t; e.g. 22.9 + 40 i ms for the demo's 25 frames/s
+transformer). Scene embeddings are the mean of the timestamp embeddings. Outputs are
 float32 tensors on the input's device. Validate with ``hear-validator toolkit.hear --model
 exp/demo``. See docs/extract.md.
 """

@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 # is half the audio the frames leave unspanned, averaged over OFFSET_PROBES lengths.
 LENGTH_LADDER = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 RATE_PROBE = (3.2, 6.4)
-OFFSET_PROBES = 8
+CLICK_STEPS = 33  # click positions over +-2 frame periods (the frame-offset probe)
 DEFAULT_WINDOW = 30.0
 
 
@@ -132,19 +132,20 @@ class Encoder(nn.Module):
         batched: False encodes one window per call (for encoders that are not
             padding-invariant).
         device: where the modules run.
-        pad_end: append ``frame_offset + 2 / frame_rate`` s of zeros to every clip so that
-            frames reach its end (the last frame is centred within one hop of it; frames
-            centred past the end are dropped). Off by default (then a clip within one window
+        pad_end: append ``frame_offset + 2 / frame_rate`` s of zeros to the last window of
+            every clip so that frames reach its end (the last frame is centred within one hop
+            of it; frames centred past the end are dropped). Windows are planned on the clip
+            itself, so a clip no longer than one window is still encoded whole. Off by default (then a clip within one window
             gives exactly the stage-5 evaluation frames); the HEAR API turns it on.
 
-    Attributes measured at construction (one batched forward of probe noise):
+    Attributes measured at construction (batched forwards of probe audio):
     ``frame_rate`` (encoder frames per second: the frame-count slope between 3.2 and 6.4 s),
-    ``frame_offset`` (centre of frame 0 in seconds: the mean of ``(L - (n_L - 1) / frame_rate)
-    / 2`` over 8 lengths ``L`` from 1.6 s, 1/8 hop apart, with ``n_L`` frames; i.e. the frames
-    are taken to span the audio symmetrically; 51.25 ms for the 4x conv-subsampling transformer,
-    whose first receptive field is centred at 42.5 ms), ``min_seconds`` (shortest of 25 ms,
-    50 ms, ..., 1.6 s giving one frame; shorter windows are zero-padded to it). ``output_dim``
-    is the embedding size ``D``.
+    ``frame_offset`` (centre of frame 0 in seconds, measured with a click: the click position,
+    swept over +-2 frame periods, that changes a middle frame most, minus that frame's start
+    ``j / frame_rate``; it depends on the trained weights: 22.9 ms for the demo's contrastive
+    transformer; see :meth:`_click_offset`), ``min_seconds``
+    (shortest of 25 ms, 50 ms, ..., 1.6 s giving one frame; shorter windows are zero-padded to
+    it). ``output_dim`` is the embedding size ``D``.
     """
 
     def __init__(
@@ -215,16 +216,39 @@ class Encoder(nn.Module):
         rate = (hi - lo) / (RATE_PROBE[1] - RATE_PROBE[0])
         if rate <= 0:
             raise ValueError("the encoder's frame count does not grow with the audio length")
-        # frame-grid offset: frames taken to span the audio symmetrically, averaged over
-        # OFFSET_PROBES lengths one hop apart / OFFSET_PROBES (frame counts round down)
-        spans = [LENGTH_LADDER[-1] + k / (OFFSET_PROBES * rate) for k in range(OFFSET_PROBES)]
-        counts = frames([*spans, *LENGTH_LADDER])
-        offset = float(np.mean([(s - (n - 1) / rate) / 2 for s, n in zip(spans, counts)]))
-        ladder = counts[OFFSET_PROBES:]
+        ladder = frames(LENGTH_LADDER)
         ok = [s for s, n in zip(LENGTH_LADDER, ladder) if n > 0]
         if not ok:
             raise ValueError(f"the encoder gives no frame for {LENGTH_LADDER[-1]} s of audio")
-        return rate, round(max(offset, 0.0), 9), ok[0]
+        return rate, round(max(self._click_offset(rate), 0.0), 6), ok[0]
+
+    @torch.no_grad()
+    def _click_offset(self, rate: float) -> float:
+        """Centre of frame 0 in seconds, measured with a click: a one-sample click is swept over
+        +-2 frame periods (``CLICK_STEPS`` positions) around a middle frame ``j`` of silence;
+        the click position that changes frame ``j`` most (the peak, refined by a parabola
+        through its neighbours) is taken as the frame's centre, so that an event at time ``t``
+        is seen most strongly by the frame whose timestamp is nearest ``t``; the offset is that
+        position minus ``j / rate``."""
+        sr, period = self.sampling_rate, 1.0 / rate
+        n = int(round(16 * period * sr))
+        j = int(n / sr * rate / 2)
+        guess = (j + 0.5) * period
+        times = [guess + 2 * (k / (CLICK_STEPS // 2) - 1) * period for k in range(CLICK_STEPS)]
+        audio = torch.zeros(len(times) + 1, n)
+        for k, t in enumerate(times):
+            audio[k + 1, int(round(t * sr))] = 0.5
+        hidden, _ = self.encode_batch(audio, torch.full((len(audio),), n))
+        resp = (hidden[1:, j].float() - hidden[:1, j].float()).norm(dim=-1).cpu()
+        k = int(resp.argmax())
+        step = times[1] - times[0]
+        centre = times[k]
+        if 0 < k < len(times) - 1:  # parabolic refinement of the peak
+            a, b, c = float(resp[k - 1]), float(resp[k]), float(resp[k + 1])
+            denom = a - 2 * b + c
+            if denom < 0:
+                centre += 0.5 * (a - c) / denom * step
+        return centre - j * period
 
     # ---- in-memory audio
 
@@ -257,10 +281,11 @@ class Encoder(nn.Module):
         jobs: list[tuple[int, Window]] = []
         segments: list[Tensor] = []
         for c, x in enumerate(clips):
-            if tail:
-                x = nn.functional.pad(x, (0, tail))
-            for w in window_plan(len(x), sr, fr, self.window_seconds, self.hop_seconds):
+            plan = window_plan(len(x), sr, fr, self.window_seconds, self.hop_seconds)
+            for w in plan:  # windows are planned on the clip; the end padding joins the last
                 seg = x[w.start : w.end]
+                if tail and w is plan[-1]:
+                    seg = nn.functional.pad(seg, (0, tail))
                 if len(seg) < min_samples:  # too short for one frame: zero-pad
                     seg = nn.functional.pad(seg, (0, min_samples - len(seg)))
                 jobs.append((c, w))

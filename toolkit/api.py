@@ -1,0 +1,285 @@
+"""Use a trained model on your own audio: ``toolkit.load(path)``.
+
+>>> m = toolkit.load("exp/contrastive")            # a run dir, an exported dir, a model.pt
+>>> a = m.embed_audio(["dog.wav", "rain.flac"])    # (2, E) joint space, L2-normalised
+>>> t = m.embed_text(["a dog barks", "rain"])      # (2, E)
+>>> m.similarity(["dog.wav"], ["a dog barks", "rain"])          # (1, 2) cosine
+>>> r = m.zero_shot(["dog.wav"], ["dog", "rain", "speech"])     # r.probs (1, 3), r.labels
+>>> m.caption(["dog.wav"])                          # captioning / hybrid models
+>>> m.search("my_index", "a dog barking in the rain", k=10)    # see toolkit.index
+
+Audio: file paths (any format lhotse reads) or arrays ``(S,)``/``(C, S)`` with
+``sampling_rate``; any rate and channel count (:mod:`toolkit.audio`). Long audio is windowed as
+in :mod:`toolkit.inference` (clips up to ``window_seconds`` are encoded whole); a clip's joint
+embedding is the objective's audio projection of all its frames, its encoder vector the mean of
+its frames. Every clip is projected on its own, so a file gives the same vector on every call
+and whatever the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from toolkit.audio import mono_at, read_audio
+from toolkit.config import ConfigError
+from toolkit.evaluate.zero_shot import DEFAULT_TEMPLATES, TaskPrompts, class_embeddings
+from toolkit.inference import DEFAULT_WINDOW, Embedding, Encoder
+from toolkit.runs import Run, open_run
+from toolkit.schema import data_config, eval_config
+
+AudioInput = str | Path | np.ndarray | Tensor
+
+
+@dataclass
+class ZeroShotResult:
+    """Zero-shot tagging of N clips over C labels.
+
+    Attributes:
+        probs: ``(N, C)`` softmax over labels of ``scale * cosine`` (the model's learned scale).
+        scores: ``(N, C)`` cosine similarities with the template-averaged label embeddings.
+        labels: the C labels; ``templates``: the prompt templates; ``templates_hash``: SHA-1
+            prefix of the templates (one per line), to record beside reported numbers.
+    """
+
+    probs: Tensor
+    scores: Tensor
+    labels: list[str]
+    templates: list[str]
+    templates_hash: str
+
+    def top(self, i: int) -> str:
+        """The best label of clip ``i``."""
+        return self.labels[int(self.probs[i].argmax())]
+
+
+def templates_hash(templates: Sequence[str]) -> str:
+    """First 12 hex digits of the SHA-1 of the templates joined by newlines."""
+    return hashlib.sha1("\n".join(templates).encode()).hexdigest()[:12]
+
+
+class Model:
+    """A trained model: audio and text embeddings, zero-shot tagging, captioning, search.
+
+    Build it with :func:`load`. ``model`` is the :class:`toolkit.model.AudioModel` (eval mode),
+    ``encoder`` the windowing :class:`toolkit.inference.Encoder` over its frontend + encoder,
+    ``run`` the :class:`toolkit.runs.Run` it came from.
+    """
+
+    def __init__(self, run: Run, device: str = "cpu", window_seconds: float | None = None) -> None:
+        self.run = run
+        self.tokenizer = run.tokenizer() if run.config.get("tokenizer") else None
+        self.model = run.model(self.tokenizer)
+        cfg = run.config
+        sr = int(getattr(self.model.frontend, "sampling_rate", data_config(cfg).sampling_rate))
+        window = window_seconds or eval_config(cfg).max_clip_duration or DEFAULT_WINDOW
+        self.encoder = Encoder(self.model.frontend, self.model.encoder, sr, window, device=device)
+        self.model.to(device)
+        self.sampling_rate = sr
+        self.model_id = f"{run.config_hash()}:{_weights_id(run)}"
+
+    @property
+    def objective(self) -> Any:
+        return self.model.objective
+
+    @property
+    def has_joint_space(self) -> bool:
+        return hasattr(self.objective, "embed_audio") and hasattr(self.objective, "embed_text")
+
+    @property
+    def can_caption(self) -> bool:
+        return hasattr(self.objective, "generate")
+
+    # ---- audio
+
+    def _mono(self, audio: AudioInput, sampling_rate: int | None) -> Tensor:
+        if isinstance(audio, (str, Path)):
+            x, sr = read_audio(audio)
+            return mono_at(x, sr, self.sampling_rate, f"audio file '{audio}'")
+        if sampling_rate is None:
+            raise ValueError("in-memory audio needs sampling_rate=")
+        return mono_at(audio, sampling_rate, self.sampling_rate, "audio")
+
+    def frames(
+        self, audio: AudioInput | Sequence[AudioInput], sampling_rate: int | None = None
+    ) -> list[Embedding]:
+        """Frame-level encoder outputs of each clip (:class:`toolkit.inference.Embedding`)."""
+        items = _as_list(audio)
+        mono = [self._mono(a, sampling_rate) for a in items]
+        ids = [str(a) if isinstance(a, (str, Path)) else "" for a in items]
+        return self.encoder._embed_mono(mono, 200.0, ids)
+
+    @torch.no_grad()
+    def embed_audio(
+        self,
+        audio: AudioInput | Sequence[AudioInput],
+        sampling_rate: int | None = None,
+        space: Literal["auto", "joint", "encoder"] = "auto",
+    ) -> Tensor:
+        """``(N, E)`` embeddings of N clips: the joint audio-text space (L2-normalised) for a
+        model that has one (``auto``/``joint``), else the mean of the encoder frames
+        (``encoder``)."""
+        if space == "auto":
+            space = "joint" if self.has_joint_space else "encoder"
+        embs = self.frames(audio, sampling_rate)
+        if space == "encoder":
+            return torch.stack([e.pooled for e in embs])
+        if not self.has_joint_space:
+            raise ConfigError(
+                f"embed_audio(space='joint'): the {self._objective_name()} objective has no "
+                "joint audio-text space; use space='encoder'"
+            )
+        dev = self.encoder.device
+        out = [
+            self.objective.embed_audio(e.frames[None].to(dev), torch.tensor([len(e.frames)]))[0]
+            for e in embs
+        ]
+        return torch.stack(out).float().cpu()
+
+    # ---- text
+
+    @torch.no_grad()
+    def embed_text(self, texts: str | Sequence[str], batch_size: int = 256) -> Tensor:
+        """``(M, E)`` L2-normalised text embeddings in the joint space."""
+        if not self.has_joint_space:
+            raise ConfigError(
+                f"embed_text: the {self._objective_name()} objective has no text tower"
+            )
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        dev = self.encoder.device
+        out = []
+        for i in range(0, len(texts), batch_size):
+            ids, lens = self.tokenizer.encode_batch(texts[i : i + batch_size])
+            out.append(self.objective.embed_text(ids.to(dev), lens.to(dev)).float().cpu())
+        return torch.cat(out)
+
+    def similarity(
+        self,
+        audio: AudioInput | Sequence[AudioInput],
+        texts: str | Sequence[str],
+        sampling_rate: int | None = None,
+    ) -> Tensor:
+        """``(N, M)`` cosine similarities of N clips and M texts."""
+        return self.embed_audio(audio, sampling_rate, "joint") @ self.embed_text(texts).t()
+
+    def zero_shot(
+        self,
+        audio: AudioInput | Sequence[AudioInput],
+        labels: Sequence[str],
+        template: str | None = None,
+        templates: Sequence[str] | None = None,
+        sampling_rate: int | None = None,
+    ) -> ZeroShotResult:
+        """Which of ``labels`` fits each clip. Each label is embedded through every template
+        (``{label}`` replaced; default: the evaluation's five templates) and the embeddings
+        averaged, exactly as the ``zero_shot`` evaluator does."""
+        if template is not None and templates is not None:
+            raise ValueError("give template= or templates=, not both")
+        tpl = [template] if template is not None else list(templates or DEFAULT_TEMPLATES)
+        bad = [t for t in tpl if "{label}" not in t]
+        if bad:
+            raise ValueError(f"every template needs {{label}}, got {bad}")
+        labels = list(labels)
+        if not labels:
+            raise ValueError("zero_shot needs at least one label")
+        audio_emb = self.embed_audio(audio, sampling_rate, "joint")
+        cls = class_embeddings(self.embed_text, "", labels, TaskPrompts(tpl))
+        scores = audio_emb @ cls.t()
+        probs = torch.softmax(self._scale() * scores, dim=-1)
+        return ZeroShotResult(probs, scores, labels, tpl, templates_hash(tpl))
+
+    def _scale(self) -> float:
+        obj = getattr(self.objective, "contrastive", self.objective)
+        scale = getattr(obj, "scale", None)
+        with torch.no_grad():
+            return float(scale()) if callable(scale) else 1.0
+
+    # ---- captions
+
+    @torch.no_grad()
+    def caption(
+        self,
+        audio: AudioInput | Sequence[AudioInput],
+        sampling_rate: int | None = None,
+        method: str = "beam",
+        beam: int = 4,
+        max_len: int = 30,
+        **options: Any,
+    ) -> list[str]:
+        """One caption per clip from the model's decoder (captioning or hybrid objective).
+        ``method``: ``beam`` (``beam`` hypotheses), ``greedy`` or ``nucleus``; ``options`` go
+        to :mod:`toolkit.decoders.generation`."""
+        if not self.can_caption:
+            raise ConfigError(
+                f"caption: the {self._objective_name()} objective has no decoder; captioning "
+                "needs a model pretrained with the captioning or hybrid objective"
+            )
+        if method == "beam":
+            options.setdefault("beam_size", beam)
+        dev = self.encoder.device
+        out: list[str] = []
+        for e in self.frames(audio, sampling_rate):
+            lens = torch.tensor([len(e.frames)], device=dev)
+            out += self.objective.generate(
+                e.frames[None].to(dev), lens, self.tokenizer, method, max_len=max_len, **options
+            )
+        return out
+
+    # ---- search
+
+    def search(self, index: Any, query: str | Sequence[str], k: int = 10) -> Any:
+        """Top-``k`` clips of an index (:class:`toolkit.index.AudioIndex` or its directory) for
+        a text query (a list of queries: a list of hit lists)."""
+        from toolkit.index import AudioIndex
+
+        if not isinstance(index, AudioIndex):
+            index = AudioIndex.open(index)
+        if index.model_id != self.model_id:
+            raise ConfigError(
+                f"index {index.root} was built with model {index.model_id}, not this model "
+                f"({self.model_id}); rebuild it with toolkit-index"
+            )
+        q = self.embed_text([query] if isinstance(query, str) else list(query)).numpy()
+        hits = index.search(q, k)
+        return hits[0] if isinstance(query, str) else hits
+
+    def _objective_name(self) -> str:
+        return str((self.run.config.get("objective") or {}).get("name", "?"))
+
+
+def _as_list(audio: AudioInput | Sequence[AudioInput]) -> list[AudioInput]:
+    """One path or array (``(S,)`` or ``(C, S)``: one clip) → ``[it]``; a sequence → a list."""
+    if isinstance(audio, (str, Path, np.ndarray, Tensor)):
+        return [audio]
+    return list(audio)
+
+
+def _weights_id(run: Run) -> str:
+    """A short content hash of the model weights (the first 2^18 values of each tensor)."""
+    h = hashlib.sha1()
+    for k, v in sorted(run.weights().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().float().contiguous().view(-1)[: 1 << 18].numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def load(
+    path: str | Path,
+    device: str = "cpu",
+    checkpoint: str | Path | None = None,
+    window_seconds: float | None = None,
+    overrides: Sequence[str] = (),
+) -> Model:
+    """Load a trained model (run dir, exported model dir, or a weights file inside one)."""
+    run = open_run(path, checkpoint, overrides=list(overrides))
+    return Model(run, device, window_seconds)
+
+
+__all__ = ["Model", "ZeroShotResult", "load", "templates_hash"]
