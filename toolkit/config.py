@@ -213,6 +213,25 @@ def load_config(
     return cfg
 
 
+def get_key(cfg: Mapping[str, Any], dotted: str) -> Any:
+    """``cfg["a"]["b"]`` for ``"a.b"`` (None where any level is missing)."""
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def set_key(cfg: dict, dotted: str, value: Any) -> None:
+    """Set ``cfg["a"]["b"] = value`` for ``"a.b"`` (the levels above must exist)."""
+    *parents, last = dotted.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    node[last] = value
+
+
 def dump_config(cfg: Mapping, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
     path = Path(path)

@@ -32,7 +32,15 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from toolkit.config import ConfigError, apply_overrides, deep_merge, load_config, to_plain
+from toolkit.config import (
+    ConfigError,
+    apply_overrides,
+    deep_merge,
+    get_key,
+    load_config,
+    set_key,
+    to_plain,
+)
 from toolkit.data.sources import source_paths
 from toolkit.model import AudioModel, build_model, build_tokenizer
 from toolkit.registry import ENCODERS, FRONTENDS, import_plugins
@@ -47,25 +55,6 @@ FILE_KEYS = ("frontend.stats_file", "tokenizer.model")
 # Config keys naming folders a loaded model needs (recorded with an absolute path, not copied).
 FOLDER_KEYS = ("tokenizer.path",)
 DATA_KEYS = ("data.train", "data.dev", "data.test")
-
-
-def get_key(cfg: dict[str, Any], dotted: str) -> Any:
-    """``cfg["a"]["b"]`` for ``"a.b"`` (None where a level is missing)."""
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def set_key(cfg: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``cfg["a"]["b"] = value`` for ``"a.b"`` (the levels must exist)."""
-    *parents, last = dotted.split(".")
-    node = cfg
-    for part in parents:
-        node = node[part]
-    node[last] = value
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:

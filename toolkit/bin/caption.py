@@ -7,17 +7,9 @@ beam`` (default, ``--beam 4``), ``greedy`` or ``nucleus``; ``--max-len`` tokens.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from toolkit.bin.common import run_cli
-from toolkit.bin.use_common import (
-    add_model_args,
-    audio_inputs,
-    open_output,
-    read_chunks,
-    summary,
-    write_record,
-)
+from toolkit.bin.use_common import add_model_args, run_over_files
 from toolkit.config import ConfigError
 from toolkit.utils.logging import setup_logging
 
@@ -39,25 +31,14 @@ def main(argv: list[str] | None = None) -> int:
             f"--model {args.model}: its {model._objective_name()} objective has no decoder; "
             "captioning needs a captioning or hybrid model"
         )
-    paths = audio_inputs(args.inputs)
-    skipped: dict[str, str] = {}
-    out = open_output(args.output)
-    done = 0
-    try:
-        if not args.json:
-            out.write("path\tcaption\n")
-        for ok, audio in read_chunks(model, paths, not args.no_progress, skipped):
-            caps = model.caption(
-                audio, model.sampling_rate, args.method, beam=args.beam, max_len=args.max_len
-            )
-            for path, cap in zip(ok, caps):
-                write_record(out, {"path": path, "caption": cap}, args.json, ["path", "caption"])
-            done += len(ok)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    summary(done, skipped)
-    return 0
+
+    def results(paths: list[str], audio: list) -> list[dict]:
+        caps = model.caption(
+            audio, model.sampling_rate, args.method, beam=args.beam, max_len=args.max_len
+        )
+        return [{"path": p, "caption": c} for p, c in zip(paths, caps)]
+
+    return run_over_files(args, model, ["path", "caption"], results)
 
 
 def cli() -> None:

@@ -5,20 +5,9 @@ key is absent. Includes and overrides resolve exactly as in training; no plugin 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from toolkit.bin.common import add_config_args, run_cli
-from toolkit.config import load_config
-
-
-def get_key(cfg: dict[str, Any], key: str) -> Any:
-    """``cfg`` value at dotted ``key`` (None when any part is missing)."""
-    node: Any = cfg
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+from toolkit.config import get_key, load_config
 
 
 def main(argv: list[str] | None = None) -> int:

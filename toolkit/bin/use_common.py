@@ -7,7 +7,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -81,6 +81,32 @@ def write_record(out: TextIO, record: dict[str, Any], as_json: bool, columns: li
         return
     cells = [f"{v:.6f}" if isinstance(v, float) else str(v) for v in (record[c] for c in columns)]
     out.write("\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells) + "\n")
+
+
+def run_over_files(
+    args: argparse.Namespace,
+    model: Any,
+    columns: list[str],
+    results: Callable[[list[str], list[Tensor]], list[dict[str, Any]]],
+) -> int:
+    """Read ``args.inputs`` chunk by chunk, write ``results(paths, audio)`` records (TSV with a
+    header, or JSON lines with ``--json``) to ``args.output`` or stdout, then the summary."""
+    paths = audio_inputs(args.inputs)
+    skipped: dict[str, str] = {}
+    out = open_output(args.output)
+    done = 0
+    try:
+        if not args.json:
+            out.write("\t".join(columns) + "\n")
+        for ok, audio in read_chunks(model, paths, not args.no_progress, skipped):
+            for rec in results(ok, audio):
+                write_record(out, rec, args.json, columns)
+            done += len(ok)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    summary(done, skipped)
+    return 0
 
 
 def summary(done: int, skipped: dict[str, str]) -> None:

@@ -13,17 +13,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from toolkit.bin.common import run_cli
-from toolkit.bin.use_common import (
-    add_model_args,
-    audio_inputs,
-    open_output,
-    read_chunks,
-    summary,
-    write_record,
-)
+from toolkit.bin.use_common import add_model_args, run_over_files
 from toolkit.config import ConfigError
 from toolkit.evaluate.zero_shot import DEFAULT_TEMPLATES, load_prompt_file, task_prompts
 from toolkit.utils.logging import setup_logging
@@ -68,33 +60,23 @@ def main(argv: list[str] | None = None) -> int:
     log.info(
         "templates (sha1 %s): %s; model %s", templates_hash(templates), templates, model.model_id
     )
-    paths = audio_inputs(args.inputs)
-    skipped: dict[str, str] = {}
-    out = open_output(args.output)
-    columns = ["path", "top", "prob", *labels]
-    done = 0
-    try:
-        if not args.json:
-            out.write("\t".join(columns) + "\n")
-        for ok, audio in read_chunks(model, paths, not args.no_progress, skipped):
-            res = model.zero_shot(
-                audio, [names[x] for x in labels], templates=templates,
-                sampling_rate=model.sampling_rate,
-            )  # fmt: skip
-            for i, path in enumerate(ok):
-                probs = [float(v) for v in res.probs[i]]
-                top = max(range(len(labels)), key=lambda j: (probs[j], -j))
-                rec = {"path": path, "top": labels[top], "prob": probs[top]}
-                rec.update(dict(zip(labels, probs)))
-                if args.json:
-                    rec.update(templates_hash=res.templates_hash, model_id=model.model_id)
-                write_record(out, rec, args.json, columns)
-            done += len(ok)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    summary(done, skipped)
-    return 0
+
+    def results(paths: list[str], audio: list) -> list[dict]:
+        res = model.zero_shot(
+            audio, [names[x] for x in labels], templates=templates,
+            sampling_rate=model.sampling_rate,
+        )  # fmt: skip
+        out = []
+        for i, path in enumerate(paths):
+            probs = [float(v) for v in res.probs[i]]
+            top = max(range(len(labels)), key=lambda j: (probs[j], -j))
+            rec = {"path": path, "top": labels[top], "prob": probs[top], **dict(zip(labels, probs))}
+            if args.json:
+                rec.update(templates_hash=res.templates_hash, model_id=model.model_id)
+            out.append(rec)
+        return out
+
+    return run_over_files(args, model, ["path", "top", "prob", *labels], results)
 
 
 def cli() -> None:
