@@ -56,6 +56,10 @@ setup(
             "toolkit-report=toolkit.bin.report:cli",
             "toolkit-average=toolkit.bin.average:cli",
             "toolkit-export=toolkit.bin.export:cli",
+            "toolkit-zeroshot=toolkit.bin.zeroshot:cli",
+            "toolkit-caption=toolkit.bin.caption:cli",
+            "toolkit-index=toolkit.bin.index:cli",
+            "toolkit-search=toolkit.bin.search:cli",
         ]
     },
 )

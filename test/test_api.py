@@ -152,3 +152,32 @@ def test_caption_api_and_cli(captioning_run, tone_data, tmp_path, capsys):
     assert caption_main([*argv, "--no-progress", *map(str, files)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "path\tcaption" and [ln.split("\t")[1] for ln in lines[1:]] == caps
+
+
+def test_index_and_search_cli(run_dir, tone_data, tmp_path, capsys):
+    from toolkit.bin.index import main as index_main
+    from toolkit.bin.search import main as search_main
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    cuts = CutSet.from_file(tone_data["test"])
+    for c in cuts:
+        src = Path(c.recording.sources[0].source)
+        (folder / src.name).write_bytes(src.read_bytes())
+    (folder / "empty.wav").write_bytes(b"")
+    idx = tmp_path / "index"
+    assert index_main(["--model", str(run_dir), "-o", str(idx), "--no-progress", str(folder)]) == 0
+    out = capsys.readouterr()
+    assert f"{len(cuts)} files ({len(cuts)} added" in out.out and "1 skipped" in out.out
+    assert index_main(["--model", str(run_dir), "-o", str(idx), "--no-progress", str(folder)]) == 0
+    assert f"{len(cuts)} unchanged" in capsys.readouterr().out  # incremental: nothing embedded
+    caption = {Path(c.recording.sources[0].source).name: c.supervisions[0].text for c in cuts}
+    query = next(iter(caption.values()))
+    assert search_main([str(idx), query, "-k", "10", "--json"]) == 0
+    hits = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [h["rank"] for h in hits] == list(range(1, 11))
+    assert all(a["score"] >= b["score"] for a, b in zip(hits, hits[1:]))
+    assert caption[Path(hits[0]["path"]).name] == query  # the best hit has the queried caption
+    m = toolkit.load(run_dir)
+    api_hits = m.search(idx, query, k=10)
+    assert [h.path for h in api_hits] == [h["path"] for h in hits]

@@ -8,3 +8,8 @@ def load(path, **kwargs):  # noqa: ANN001, ANN201 - thin lazy alias, documented 
     from toolkit.api import load as _load
 
     return _load(path, **kwargs)
+
+
+def from_pretrained(path, **kwargs):  # noqa: ANN001, ANN201 - alias of load
+    """Same as :func:`load` (the name Hugging Face / open_clip users look for)."""
+    return load(path, **kwargs)

@@ -70,28 +70,35 @@ class Model:
 
     Build it with :func:`load`. ``model`` is the :class:`toolkit.model.AudioModel` (eval mode),
     ``encoder`` the windowing :class:`toolkit.inference.Encoder` over its frontend + encoder,
-    ``run`` the :class:`toolkit.runs.Run` it came from.
+    ``objective`` the objective (None for an encoder-only released model), ``run`` the
+    :class:`toolkit.runs.Run` it came from.
     """
 
     def __init__(self, run: Run, device: str = "cpu", window_seconds: float | None = None) -> None:
         self.run = run
-        self.tokenizer = run.tokenizer() if run.config.get("tokenizer") else None
-        self.model = run.model(self.tokenizer)
         cfg = run.config
-        sr = int(getattr(self.model.frontend, "sampling_rate", data_config(cfg).sampling_rate))
+        self.model: Any = None
+        self.tokenizer = None
+        if cfg.get("objective"):
+            self.tokenizer = run.tokenizer() if cfg.get("tokenizer") else None
+            self.model = run.model(self.tokenizer)
+            frontend, encoder = self.model.frontend, self.model.encoder
+            self.objective = self.model.objective
+        else:  # an encoder-only model (a released encoder): embeddings in the encoder space
+            frontend, encoder, _ = run.audio_modules()
+            self.objective = None
+        sr = int(getattr(frontend, "sampling_rate", data_config(cfg).sampling_rate))
         window = window_seconds or eval_config(cfg).max_clip_duration or DEFAULT_WINDOW
-        self.encoder = Encoder(self.model.frontend, self.model.encoder, sr, window, device=device)
-        self.model.to(device)
+        self.encoder = Encoder(frontend, encoder, sr, window, device=device)
+        if self.objective is not None:
+            self.objective.to(device).eval()
         self.sampling_rate = sr
         self.model_id = f"{run.config_hash()}:{_weights_id(run)}"
 
     @property
-    def objective(self) -> Any:
-        return self.model.objective
-
-    @property
     def has_joint_space(self) -> bool:
-        return hasattr(self.objective, "embed_audio") and hasattr(self.objective, "embed_text")
+        obj = self.objective
+        return hasattr(obj, "embed_audio") and hasattr(obj, "embed_text")
 
     @property
     def can_caption(self) -> bool:
@@ -276,10 +283,16 @@ def load(
     checkpoint: str | Path | None = None,
     window_seconds: float | None = None,
     overrides: Sequence[str] = (),
+    icefall_hparams: str | Path | dict | None = None,
 ) -> Model:
-    """Load a trained model (run dir, exported model dir, or a weights file inside one)."""
-    run = open_run(path, checkpoint, overrides=list(overrides))
+    """Load a model: a toolkit run dir, an exported model dir, a weights file inside one, an
+    Auden model dir (``config.json`` + weights), or an icefall checkpoint with
+    ``icefall_hparams`` (see :func:`toolkit.runs.open_run` / :func:`toolkit.runs.release_run`)."""
+    run = open_run(path, checkpoint, overrides=list(overrides), icefall_hparams=icefall_hparams)
     return Model(run, device, window_seconds)
 
 
-__all__ = ["Model", "ZeroShotResult", "load", "templates_hash"]
+from_pretrained = load  # the name Hugging Face / open_clip users look for
+
+
+__all__ = ["Model", "ZeroShotResult", "from_pretrained", "load", "templates_hash"]

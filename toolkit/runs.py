@@ -55,6 +55,7 @@ FILE_KEYS = ("frontend.stats_file", "tokenizer.model")
 # Config keys naming folders a loaded model needs (recorded with an absolute path, not copied).
 FOLDER_KEYS = ("tokenizer.path",)
 DATA_KEYS = ("data.train", "data.dev", "data.test")
+RELEASE_KINDS = ("auden", "icefall")
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
@@ -145,8 +146,18 @@ class Run:
     def weights(self) -> dict[str, Tensor]:
         """The model weights (a checkpoint's EMA weights when it has them), read once."""
         if self._weights is None:
-            self._weights = read_weights(self.weights_path())
+            raw = read_weights(self.weights_path())
+            if self.kind in RELEASE_KINDS:  # icefall / Auden layout → the toolkit's keys
+                from toolkit.encoders.zipformer_release import release_state_dict
+
+                raw = {f"encoder.{k}": v for k, v in release_state_dict(raw).items()}
+            self._weights = raw
         return self._weights
+
+    @property
+    def kind(self) -> str:
+        """``run`` (a training run), ``export`` (toolkit-export), ``auden`` or ``icefall``."""
+        return str(self.info.get("kind", "run"))
 
     def resolve(self, value: str | Path) -> Path | None:
         """A relative path of the run's config → an existing absolute path, looked up from the
@@ -201,6 +212,11 @@ class Run:
     def model(self, tokenizer: Any = None, allow_partial: Any = ()) -> AudioModel:
         """The whole model (frontend, encoder, objective) in eval mode with the run's weights,
         loaded strictly (:func:`toolkit.weights.load_state`)."""
+        if not self.config.get("objective"):
+            raise ConfigError(
+                f"{self.dir}: an encoder-only model (no objective section); use "
+                "audio_modules() / toolkit.load(...).embed_audio(space='encoder')"
+            )
         if tokenizer is None:
             tokenizer = self.tokenizer()
         self.require("frontend", "objective")
@@ -224,6 +240,9 @@ class Run:
         weights = {
             k: v for k, v in self.weights().items() if k.startswith(("frontend.", "encoder."))
         }
+        if not any(k.startswith("frontend.") for k in weights):  # released encoders ship no
+            # frontend constants (fbank filters): the frontend built from the config is used
+            weights.update({f"frontend.{k}": v for k, v in frontend.state_dict().items()})
         if not any(k.startswith("encoder.") for k in weights):
             raise ConfigError(f"{self.weights_path()}: no 'encoder.*' weights in the checkpoint")
         self.report = load_state(parts, weights, self.weights_path())
@@ -312,6 +331,7 @@ def open_run(
     checkpoint: str | Path | None = None,
     configs: list[str | Path] | tuple = (),
     overrides: list[str] | tuple = (),
+    icefall_hparams: str | Path | dict | None = None,
 ) -> Run:
     """Open a run (see the module docstring) without loading weights yet.
 
@@ -321,13 +341,23 @@ def open_run(
         configs: extra YAML files merged over the run's config (their paths are the user's,
             relative to the cwd).
         overrides: dotted overrides applied last.
+        icefall_hparams: for an icefall checkpoint (``.pt`` with a ``model`` key): its
+            ``zipformer/train.py`` options (a YAML file or a dict; see :func:`release_run`).
     """
+    if icefall_hparams is not None or _is_auden_dir(Path(path)):
+        return release_run(path, icefall_hparams, configs, overrides)
     run_dir, found_ckpt = find_run(path)
     ckpt = Path(checkpoint) if checkpoint else found_ckpt
     if ckpt is not None and not ckpt.is_file():
         raise ConfigError(f"checkpoint {ckpt} not found")
     cfg_file = _config_file(run_dir)
     stored = _stored_config(ckpt) if cfg_file is None else None
+    if cfg_file is None and stored is None and ckpt is not None:
+        raise ConfigError(
+            f"{ckpt}: a weights file without a toolkit config beside it or inside it; for an "
+            "icefall checkpoint give its zipformer/train.py options: toolkit.load(path, "
+            "icefall_hparams='hparams.yaml') (see docs/released_checkpoints.md)"
+        )
     if cfg_file is None and stored is None:
         raise ConfigError(
             f"{run_dir}: no config.yaml (training run) or config.json (exported model), and "
@@ -341,21 +371,96 @@ def open_run(
             own = json.loads(cfg_file.read_text())
         except ValueError as e:
             raise ConfigError(f"{cfg_file}: not valid JSON ({e})") from e
-        if "model_type" in own and "frontend" not in own:
-            raise ConfigError(
-                f"{cfg_file}: a released model directory (model_type {own['model_type']!r}); "
-                "open it with toolkit.models.from_pretrained"
-            )
         cfg = apply_overrides(deep_merge(own, load_config(list(configs))), overrides, {})
     else:
         own = load_config(cfg_file)
         cfg = load_config([cfg_file, *configs], overrides)
     info = read_run_info(run_dir)
+    info.setdefault("kind", "export" if cfg_file and cfg_file.suffix == ".json" else "run")
     origin = Path(info["origin"]) if info.get("origin") else None
     run = Run(run_dir, cfg, copy.deepcopy(own), ckpt, origin, info, config_file=cfg_file)
     _resolve_files(cfg, own, run)
     _resolve_files(run.own_config, own, run)
     return run
+
+
+# --------------------------------------------------------------------------- released models
+
+
+def _is_auden_dir(p: Path) -> bool:
+    """A directory whose ``config.json`` has Auden's ``model_type`` (not a toolkit export)."""
+    f = p / "config.json"
+    if not p.is_dir() or not f.is_file() or (p / RUN_FILE).is_file():
+        return False
+    try:
+        return "model_type" in json.loads(f.read_text())
+    except ValueError:
+        return False
+
+
+def release_run(
+    path: str | Path,
+    icefall_hparams: str | Path | dict | None = None,
+    configs: list[str | Path] | tuple = (),
+    overrides: list[str] | tuple = (),
+) -> Run:
+    """A released encoder as a :class:`Run` (encoder only: ``frontend`` + ``encoder``).
+
+    * An Auden model directory: ``config.json`` with ``model_type: zipformer`` and its weights
+      (``model.safetensors``, ``pretrained.pt`` or ``pytorch_model.bin``).
+    * An icefall checkpoint (``pretrained.pt``, ``epoch-N.pt``: ``{"model": state_dict}``) with
+      ``icefall_hparams``: the ``zipformer/train.py`` options it was trained with (a YAML file
+      of option values such as ``encoder_dim: 192,256,384,512,384,256``, or a dict).
+
+    The encoder config comes from :mod:`toolkit.encoders.zipformer_release`; the frontend is
+    the fbank those models take (80 bins, no normalisation). The weights load strictly.
+    """
+    import yaml
+
+    from toolkit.encoders.zipformer_release import (
+        auden_encoder_config,
+        icefall_encoder_config,
+        release_frontend_config,
+    )
+
+    p = Path(path)
+    if icefall_hparams is None:
+        cfg_file = p / "config.json"
+        try:
+            cj = json.loads(cfg_file.read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{cfg_file}: cannot read ({e})") from e
+        kind_name = cj.get("model_type")
+        if kind_name != "zipformer":
+            raise ConfigError(
+                f"{cfg_file}: model_type {kind_name!r} is not supported (supported: 'zipformer' "
+                "encoders; CLAP-style Auden models with a text tower are not yet)"
+            )
+        encoder, frontend, kind, run_dir = (
+            auden_encoder_config(cj),
+            release_frontend_config(cj),
+            "auden",
+            p,
+        )
+        weights = weights_file(p)
+    else:
+        if isinstance(icefall_hparams, dict):
+            hp, cfg_file = dict(icefall_hparams), None
+        else:
+            cfg_file = Path(icefall_hparams)
+            if not cfg_file.is_file():
+                raise ConfigError(f"icefall_hparams: {cfg_file}: no such file")
+            hp = yaml.safe_load(cfg_file.read_text()) or {}
+            if not isinstance(hp, dict):
+                raise ConfigError(f"{cfg_file}: expected a mapping of icefall options")
+        encoder, frontend, kind = icefall_encoder_config(hp), release_frontend_config(hp), "icefall"
+        weights = p if p.is_file() else weights_file(p)
+        run_dir = weights.parent
+    own = {"frontend": frontend, "encoder": encoder, "data": {"sampling_rate": 16000}}
+    cfg = apply_overrides(deep_merge(own, load_config(list(configs))), overrides, {})
+    return Run(
+        run_dir, cfg, copy.deepcopy(own), weights, None, {"kind": kind}, config_file=cfg_file
+    )
 
 
 # --------------------------------------------------------------------------- export

@@ -6,8 +6,9 @@ Weights files: ``.safetensors``; ``.pt``/``.pth``/``.bin``/``.ckpt`` read with
 ``torch.load(weights_only=True)`` (a toolkit checkpoint, ``{"model" | "state_dict" |
 "model_state_dict": ...}`` or a plain state dict). A directory is read through its weights file
 (:func:`weights_file`). An encoder plugin may accept foreign layouts (e.g. released icefall /
-Auden Zipformer checkpoints) through a ``convert_state_dict(state) -> (state, renamed)`` method;
-the report counts the renamed keys.
+Auden Zipformer checkpoints) through an ``import_state_dict(state) -> dict | None`` method: it
+returns the entries of a whole checkpoint it recognises in its own keys (else None); the report
+then says which layout was imported.
 
 ``encoder.init_from`` YAML: ``encoder: {name: ..., init_from: exp/sup/model.pt, init_key_map: {old.: new.},
 init_strict: true}``. These three keys are taken out of the encoder block before the encoder
@@ -47,7 +48,7 @@ class LoadReport:
 
     path: str
     loaded: list[str] = field(default_factory=list)
-    renamed: int = 0  # entries whose names were converted from a foreign layout
+    imported: str = ""  # the foreign layout the entries were imported from (else empty)
     missing: list[str] = field(default_factory=list)  # in the module, not in the checkpoint
     unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the module
     mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # key, ckpt, model
@@ -60,9 +61,9 @@ class LoadReport:
         return not (self.missing or self.unexpected or self.mismatched)
 
     def summary(self) -> str:
-        renamed = f" ({self.renamed} renamed from a released layout)" if self.renamed else ""
+        imported = f" (imported from {self.imported})" if self.imported else ""
         return (
-            f"{len(self.loaded)} loaded{renamed}, {len(self.missing)} missing, "
+            f"{len(self.loaded)} loaded{imported}, {len(self.missing)} missing, "
             f"{len(self.unexpected)} unexpected, {len(self.mismatched)} shape mismatch"
         )
 
@@ -246,10 +247,10 @@ def load_state(
     config_key: str = "",
     outside_prefix: int = 0,
     prefix_used: bool = True,
+    imported: str = "",
 ) -> LoadReport:
     """Load ``state`` (keys already in the module's names) into ``module`` with a report.
 
-    Foreign layouts are converted first by the module's ``convert_state_dict`` when it has one.
     Any missing, unexpected or shape-mismatched key raises :class:`ConfigError` naming
     ``source`` and the first bad keys, and nothing is loaded, unless every bad key starts with
     one of ``allow_partial``'s prefixes (``True``: any key); then the matching entries load and
@@ -257,9 +258,7 @@ def load_state(
     """
     state = dict(state)
     report = LoadReport(str(source), outside_prefix=outside_prefix, prefix_used=prefix_used)
-    convert = getattr(module, "convert_state_dict", None)
-    if callable(convert):
-        state, report.renamed = convert(state)
+    report.imported = imported
     own = module.state_dict()
     for k, v in state.items():
         if k not in own:
@@ -305,15 +304,22 @@ def load_init(
     config_key: str = "",
 ) -> LoadReport:
     """Load the weights of ``path`` (a file or model directory) into ``module`` (keys: strip
-    ``prefix``, then ``key_map``, then the module's own conversion of foreign layouts).
+    ``prefix``, then ``key_map``; or the module's ``import_state_dict`` for a foreign layout).
 
     The report (missing / unexpected / shape-mismatched keys) is logged as a table.
     ``strict=True``: any bad key raises :class:`ConfigError` naming the file and the keys, and
     nothing is loaded; ``strict=False``: every entry whose name and shape match is loaded.
     ``config_key`` (e.g. ``"encoder.init_from"``) prefixes error messages with its location.
     """
-    state, dropped, used = map_keys(read_state_dict(path, config_key), prefix, key_map)
+    raw = read_state_dict(path, config_key)
+    importer = getattr(module, "import_state_dict", None)
+    foreign = importer(raw) if callable(importer) and not key_map else None
+    if foreign is not None:  # a released layout the module recognises (any prefix)
+        state, dropped, used = dict(foreign), len(raw) - len(foreign), True
+    else:
+        state, dropped, used = map_keys(raw, prefix, key_map)
     try:
-        return load_state(module, state, path, not strict, config_key, dropped, used)
+        layout = getattr(foreign, "layout", "a released layout") if foreign is not None else ""
+        return load_state(module, state, path, not strict, config_key, dropped, used, layout)
     except ConfigError as e:
         raise ConfigError(f"{e}; fix the keys with init_key_map or set init_strict: false") from e
