@@ -93,7 +93,7 @@ class Model:
         if self.objective is not None:
             self.objective.to(device).eval()
         self.sampling_rate = sr
-        self.model_id = f"{run.config_hash()}:{_weights_id(run)}"
+        self.model_id = run.model_id()
 
     @property
     def has_joint_space(self) -> bool:
@@ -266,15 +266,6 @@ def _as_list(audio: AudioInput | Sequence[AudioInput]) -> list[AudioInput]:
     if isinstance(audio, (str, Path, np.ndarray, Tensor)):
         return [audio]
     return list(audio)
-
-
-def _weights_id(run: Run) -> str:
-    """A short content hash of the model weights (the first 2^18 values of each tensor)."""
-    h = hashlib.sha1()
-    for k, v in sorted(run.weights().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().float().contiguous().view(-1)[: 1 << 18].numpy().tobytes())
-    return h.hexdigest()[:12]
 
 
 def load(

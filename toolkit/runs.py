@@ -205,6 +205,19 @@ class Run:
             if key.split(".")[0] in sections:
                 raise ConfigError(why)
 
+    def weights_hash(self) -> str:
+        """First 12 hex digits of a SHA-1 over the weights (names and the first 2^18 values of
+        each tensor): the same for a run, its export and any copy of them."""
+        h = hashlib.sha1()
+        for k, v in sorted(self.weights().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().float().contiguous().view(-1)[: 1 << 18].numpy().tobytes())
+        return h.hexdigest()[:12]
+
+    def model_id(self) -> str:
+        """``<config hash>:<weights hash>``: names the model a result or an index came from."""
+        return f"{self.config_hash()}:{self.weights_hash()}"
+
     def tokenizer(self) -> Any:
         self.require("tokenizer")
         return build_tokenizer(self.config)

@@ -130,6 +130,7 @@ def run_provenance(run: Run) -> dict[str, Any]:
     out: dict[str, Any] = {
         "checkpoint": str(run.weights_path()),
         "config_hash": run.config_hash(),
+        "weights_hash": run.weights_hash(),
         "seed": cfg.get("seed"),
     }
     for key, value in sorted((cfg.get("tags") or {}).items()):
