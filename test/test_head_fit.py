@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from toolkit.train.head_fit import SeededOrder, adamw_warmup_cosine, optimizer_step, resolve_device
+from toolkit.layers import resolve_device
+from toolkit.train.head_fit import SeededOrder, adamw_warmup_cosine, optimizer_step
 
 
 def test_seeded_order_covers_each_epoch_and_repeats():

@@ -20,12 +20,12 @@ from lhotse import CutSet
 from toolkit.audio import AudioLoadError, Window, resample, window_plan
 from toolkit.bin.extract import main as extract_main
 from toolkit.config import ConfigError, load_config
-from toolkit.evaluate.pooling import mean_pool
 from toolkit.inference import (
     Encoder,
     load_embeddings,
     load_encoder,
 )
+from toolkit.layers import masked_mean
 from toolkit.model import build_tokenizer
 from toolkit.registry import ENCODERS, FRONTENDS
 from toolkit.runs import open_run
@@ -95,7 +95,7 @@ def test_attributes_and_equality_with_evaluation(run_dir, enc, tone_data):
             hidden, lens = model.encode(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))
         assert e.frames.shape == (int(lens[0]), 32)
         torch.testing.assert_close(e.frames, hidden[0, : int(lens[0])], atol=ATOL, rtol=0)
-        torch.testing.assert_close(e.pooled, mean_pool(hidden, lens)[0], atol=ATOL, rtol=0)
+        torch.testing.assert_close(e.pooled, masked_mean(hidden, lens)[0], atol=ATOL, rtol=0)
         expected = enc.frame_offset + torch.arange(len(e.frames)).double() / 25.0
         assert torch.allclose(e.times, expected)
         assert e.duration == pytest.approx(len(audio) / 16000)

@@ -1,6 +1,7 @@
 import torch
 
-from toolkit.evaluate.pooling import mean_pool, mean_std_pool
+from toolkit.evaluate.pooling import mean_std_pool
+from toolkit.layers import masked_mean as mean_pool
 
 
 def test_mean_pool_ignores_padding():

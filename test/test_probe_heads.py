@@ -13,9 +13,9 @@ from toolkit.evaluate.probe_heads import (
     Standardizer,
     build_head,
     fit_probe,
-    masked_mean,
     prepare_splits,
 )
+from toolkit.layers import masked_mean
 
 D, C = 8, 3
 PATTERNS = torch.randn(C, D, generator=torch.Generator().manual_seed(7)) * 2
@@ -61,7 +61,7 @@ def test_padding_is_ignored(pooling: str):
     torch.manual_seed(0)
     head = build_head(pooling, D, C, heads=2)
     if pooling == "attention":
-        torch.nn.init.normal_(head.query, std=3.0)  # non-uniform attention
+        torch.nn.init.normal_(head.pooling.query, std=3.0)  # non-uniform attention
     x, lens = padded(frames)
     ref = head(x, lens)
     for fill in (1e4, float("nan"), float("inf")):
@@ -83,7 +83,7 @@ def test_attention_with_zero_queries_is_mean_pooling_and_groups_cover_channels()
     for heads, dim in ((4, 8), (3, 8)):  # equal groups (batched path) and uneven groups
         head = AttentionPoolHead(dim, C, heads)
         assert torch.allclose(head.pool(x, lens), masked_mean(x, lens), atol=1e-6)
-        head.query.data.normal_()
+        head.pooling.query.data.normal_()
         w = head.attention(x, lens)
         groups = torch.arange(dim) * heads // dim
         ref = torch.stack([(w[:, :, groups[d]] * x[:, :, d]).sum(1) for d in range(dim)], 1)
@@ -155,7 +155,7 @@ def test_attention_queries_receive_gradients():
     head = AttentionPoolHead(D, C, 2)
     torch.nn.init.normal_(head.linear.weight)
     torch.nn.functional.cross_entropy(head(x, lens), y).backward()
-    assert head.query.grad is not None and head.query.grad.abs().sum() > 0
+    assert head.pooling.query.grad is not None and head.pooling.query.grad.abs().sum() > 0
 
 
 def test_lr_is_chosen_on_dev_not_test():

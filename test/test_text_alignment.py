@@ -13,12 +13,11 @@ from toolkit.evaluate.text_alignment import (
     ATTENTION_GROUP,
     GROUP,
     AlignmentHead,
-    AttentionPool,
     AudioInputs,
     RetrievalProbe,
-    masked_mean,
     train_alignment_head,
 )
+from toolkit.layers import AttentionPool, masked_mean
 from toolkit.registry import EVALUATORS
 from toolkit.text.tokenizer import SentencePieceTokenizer, train_sentencepiece
 

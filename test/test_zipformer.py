@@ -79,7 +79,7 @@ def test_frame_rates_100_to_25():
         out, lens = enc(torch.randn(1, 1000, 80), torch.tensor([1000]))
     assert int(lens[0]) == out.shape[1] == 248  # (1000-7)//2 = 496 at 50 Hz, then /2
     with torch.no_grad():
-        x, l50 = enc.embed(torch.randn(1, 1000, 80), torch.tensor([1000]))
+        x, l50 = enc.encoder_embed(torch.randn(1, 1000, 80), torch.tensor([1000]))
     assert x.shape[1] == int(l50[0]) == 496
 
 
@@ -117,6 +117,9 @@ def test_preset_parameter_counts_match_published(size):
     published_encoder = PUBLISHED_TRANSDUCER[size] - non_encoder_params(enc_out)
     assert enc.output_dim == enc_out
     assert abs(got - published_encoder) / published_encoder < 0.02, (got, published_encoder)
+    # icefall also counts its per-layer ``bypass_scale``, unused in its forward (a buffer here)
+    unused = sum(b.numel() for n, b in enc.named_buffers() if n.endswith(".bypass_scale"))
+    assert got + unused == published_encoder
     if size == "M":  # M: 65.55 M transducer → 63.99 M encoder; the study quotes ≈ 65 M
         assert published_encoder == 63_994_103
         assert abs(got - 65e6) / 65e6 < 0.02
@@ -136,6 +139,10 @@ def test_explicit_kwargs_override_the_preset_and_bad_lists_fail():
         ZipformerEncoder(80, size="S", encoder_unmasked_dim=300)
     with pytest.raises(ConfigError, match="unknown key for encoder 'zipformer'"):
         ENCODERS.build({"name": "zipformer", "num_layers": 3}, key="encoder", input_dim=80)
+    with pytest.raises(ConfigError, match="encoder.padding"):
+        ZipformerEncoder(80, size="S", padding="zeros")
+    with torch.device("meta"):  # a one-element list is the value of every stack (as icefall)
+        assert ZipformerEncoder(80, query_head_dim=[16]).cfg["query_head_dim"] == [16] * 6
 
 
 def test_registry_build_with_projection():
@@ -197,7 +204,8 @@ def test_attention_positional_scores_depend_on_offset_only():
         att.in_proj.weight[:4] = 0.0  # q and k rows
         att.in_proj.bias[:4] = 0.0
         att.in_proj.weight[4:] = 0.0  # the positional query is a constant (bias only)
-    w = att(torch.randn(1, 6, 8), torch.ones(1, 6, dtype=torch.bool))[0, 0]
+    pos = zm.compact_rel_positions(6, 6)
+    w = att(torch.randn(1, 6, 8), pos, torch.ones(1, 6, dtype=torch.bool))[0, 0]
     logits = w.log()
     logits = logits - logits[:, :1]  # softmax is shift-invariant per row
     # the score difference between offsets i-j=0 and i-j=1 is the same on every row

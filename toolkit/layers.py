@@ -1,4 +1,6 @@
-"""Building blocks shared by encoders, text towers and decoders."""
+"""Building blocks shared by encoders, text towers, decoders, objectives and evaluation heads:
+masks, masked mean and attention pooling over valid frames, device choice, attention/conv
+layers. Each is written once here."""
 
 from __future__ import annotations
 
@@ -14,6 +16,62 @@ def lengths_to_mask(lens: Tensor, max_len: int | None = None) -> Tensor:
     """``(B,)`` lengths → ``(B, T)`` bool mask, True on valid positions."""
     max_len = int(lens.max()) if max_len is None else max_len
     return torch.arange(max_len, device=lens.device)[None, :] < lens[:, None]
+
+
+def masked_mean(x: Tensor, lens: Tensor) -> Tensor:
+    """``(B, T, D), (B,) → (B, D)`` mean of the valid frames (frames ``>= lens[b]`` never leak,
+    whatever they hold; zeros for a clip without frames)."""
+    mask = torch.arange(x.shape[1], device=x.device)[None, :] < lens.to(x.device)[:, None]
+    x = x.masked_fill(~mask[:, :, None], 0.0)
+    return x.sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp_min(1).to(x.dtype)
+
+
+class AttentionPool(nn.Module):
+    """Multi-head attention pooling ``(B, T, D), (B,) → (B, D)``: head ``h`` scores every valid
+    frame with a learned query (``q_h·x_t / sqrt(D)``, softmax over the valid frames) and
+    averages its own contiguous group of ``D / H`` channels with those weights. ``H·D``
+    parameters; queries start at zero, so the untrained pool is the masked mean."""
+
+    def __init__(self, dim: int, heads: int = 4) -> None:
+        super().__init__()
+        if not 1 <= heads <= dim:
+            raise ValueError(f"attention pooling: heads must be in [1, dim={dim}], got {heads}")
+        self.heads, self.scale = heads, 1.0 / math.sqrt(dim)
+        self.query = nn.Parameter(torch.zeros(heads, dim))
+        # channel d belongs to head group[d] (contiguous, near-equal groups)
+        self.register_buffer("group", torch.arange(dim) * heads // dim, persistent=False)
+
+    def _valid(self, x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        mask = torch.arange(x.shape[1], device=x.device)[None, :] < lens.to(x.device)[:, None]
+        return mask, x.masked_fill(~mask[:, :, None], 0.0)
+
+    def _weights(self, mask: Tensor, x: Tensor) -> Tensor:
+        scores = (x @ self.query.t()) * self.scale  # (B, T, H)
+        scores = scores.masked_fill(~mask[:, :, None], float("-inf"))
+        return torch.softmax(scores, dim=1).masked_fill(~mask[:, :, None], 0.0)  # empty: 0
+
+    def attention(self, x: Tensor, lens: Tensor) -> Tensor:
+        """``(B, T, H)`` weights: softmax over the valid frames, 0 on padding."""
+        return self._weights(*self._valid(x, lens))
+
+    def forward(self, x: Tensor, lens: Tensor) -> Tensor:
+        mask, x = self._valid(x, lens)
+        weights = self._weights(mask, x)
+        b, t, d = x.shape
+        if d % self.heads == 0:  # equal groups: one batched matmul over (B, H)
+            grouped = x.view(b, t, self.heads, d // self.heads)
+            return torch.einsum("bth,bthc->bhc", weights, grouped).reshape(b, d)
+        return (weights[:, :, self.group] * x).sum(dim=1)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` → CUDA if available, else CPU; any other name as given (``"cuda"`` without a
+    visible CUDA device raises ``ValueError``)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(name).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but no CUDA device is visible")
+    return torch.device(name)
 
 
 def maybe_checkpoint(layer: nn.Module, *args, enabled: bool) -> Tensor:

@@ -315,7 +315,8 @@ def load_init(
     importer = getattr(module, "import_state_dict", None)
     foreign = importer(raw) if callable(importer) and not key_map else None
     if foreign is not None:  # a released layout the module recognises (any prefix)
-        state, dropped, used = dict(foreign), len(raw) - len(foreign), True
+        state, used = dict(foreign), True
+        dropped = len(getattr(foreign, "dropped", ()))
     else:
         state, dropped, used = map_keys(raw, prefix, key_map)
     try:

@@ -32,13 +32,17 @@ def count(module: nn.Module) -> int:
 
 
 def param_table(name: str, module: nn.Module) -> list[tuple[str, int]]:
-    """``[(name, count)]`` for the module and each top-level child (a ``ModuleList`` child is
-    also broken down into its items)."""
+    """``[(name, count)]`` for the module and each top-level child (a ``ModuleList`` child, or
+    one held by a child, e.g. the Zipformer's ``encoder.encoders``, is broken down into its
+    items)."""
     rows = [(name, count(module))]
     for child_name, child in module.named_children():
         rows.append((f"  {child_name}", count(child)))
-        if isinstance(child, nn.ModuleList):
-            rows += [(f"    {child_name}.{i}", count(m)) for i, m in enumerate(child)]
+        lists = [(child_name, child)] if isinstance(child, nn.ModuleList) else [
+            (f"{child_name}.{n}", m) for n, m in child.named_children() if isinstance(m, nn.ModuleList)
+        ]  # fmt: skip
+        for list_name, items in lists:
+            rows += [(f"    {list_name}.{i}", count(m)) for i, m in enumerate(items)]
     return rows
 
 

@@ -33,8 +33,9 @@ from toolkit.data.sources import open_cuts, source_paths
 from toolkit.evaluate.embeddings import EmbeddingSet, extract
 from toolkit.evaluate.folds import average_rounds, fold_splits
 from toolkit.evaluate.leakage import find_leaks, leak_message
-from toolkit.evaluate.pooling import mean_pool, mean_std_pool
+from toolkit.evaluate.pooling import mean_std_pool
 from toolkit.evaluate.report import read_scalars_csv, write_report
+from toolkit.layers import masked_mean
 from toolkit.model import AudioModel, build_model
 from toolkit.registry import EVALUATORS, import_plugins
 from toolkit.runs import Run, open_run
@@ -85,7 +86,7 @@ def model_features(
             probe = hidden
         else:
             hidden, probe, hlens = encode_layers(model, audio, lens, layer)
-        out: dict[str, Any] = {"pooled": mean_pool(probe, hlens)}
+        out: dict[str, Any] = {"pooled": masked_mean(probe, hlens)}
         if hasattr(model.objective, "embed_audio"):
             out["audio_emb"] = model.objective.embed_audio(hidden, hlens)
         if frames:

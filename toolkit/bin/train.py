@@ -20,12 +20,13 @@ from toolkit.bin.common import add_config_args, config_from_args, run_cli
 from toolkit.config import ConfigError, dump_config
 from toolkit.data.dataset import CaptionDataset
 from toolkit.data.streaming import train_loader
+from toolkit.layers import resolve_device
 from toolkit.model import build_model, build_tokenizer
 from toolkit.registry import OPTIMIZERS, SCHEDULERS
 from toolkit.runs import keep_files_with_run
 from toolkit.schema import data_config, train_config
 from toolkit.train.checkpoint import list_checkpoints, save_atomic
-from toolkit.train.trainer import Trainer, resolve_device
+from toolkit.train.trainer import Trainer
 from toolkit.utils.logging import setup_logging
 
 log = logging.getLogger("toolkit.train")

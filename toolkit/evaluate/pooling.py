@@ -19,20 +19,6 @@ def _mask(hidden: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
     return mask[:, :, None].to(hidden.dtype), count
 
 
-def mean_pool(hidden: Tensor, lens: Tensor) -> Tensor:
-    """Mean over the valid frames of each sequence.
-
-    Args:
-        hidden: (B, T, D) frame features, padded along T.
-        lens: (B,) number of valid frames per sequence (frames ``>= lens[b]`` are ignored).
-
-    Returns:
-        (B, D) mean of the valid frames (zeros for a sequence with ``lens == 0``).
-    """
-    mask, count = _mask(hidden, lens)
-    return (hidden * mask).sum(dim=1) / count
-
-
 def mean_std_pool(hidden: Tensor, lens: Tensor) -> Tensor:
     """Concatenated mean and (population) standard deviation over the valid frames.
 

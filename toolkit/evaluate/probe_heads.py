@@ -31,7 +31,6 @@ On CPU everything is deterministic for a given seed.
 from __future__ import annotations
 
 import logging
-import math
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +47,7 @@ from toolkit.evaluate.metrics import (
     majority_share,
     mean_average_precision,
 )
+from toolkit.layers import AttentionPool, masked_mean
 from toolkit.train.optim import decay_groups
 from toolkit.train.scheduler import warmup_cosine_factor
 
@@ -58,25 +58,6 @@ POOLINGS: tuple[str, ...] = ("mean", "attention")
 DEFAULT_LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2)
 _STD_EPS = 1e-6
 _EVAL_BATCH = 256
-
-
-def _valid(x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
-    """``(B, T)`` validity mask and ``x`` with padded frames set to exactly 0 (so garbage, even
-    inf/NaN, in the padding cannot leak)."""
-    if x.dim() != 3 or lens.dim() != 1 or lens.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"expected (B, T, D) frames and (B,) lengths, got {tuple(x.shape)}, {tuple(lens.shape)}"
-        )
-    mask = torch.arange(x.shape[1], device=x.device)[None, :] < lens.to(x.device)[:, None]
-    return mask, x.masked_fill(~mask[:, :, None], 0.0)
-
-
-def masked_mean(x: Tensor, lens: Tensor) -> Tensor:
-    """``(B, T, D), (B,) → (B, D)`` mean of the valid frames (zeros for a clip without frames;
-    padded frames never leak, whatever they hold)."""
-    mask, x = _valid(x, lens)
-    count = mask.sum(dim=1, keepdim=True).clamp_min(1).to(x.dtype)
-    return x.sum(dim=1) / count
 
 
 class MeanPoolHead(nn.Module):
@@ -101,42 +82,24 @@ class MeanPoolHead(nn.Module):
 
 
 class AttentionPoolHead(nn.Module):
-    """Multi-head attention pooling (one learned query per head, key-padding mask) + linear:
+    """Multi-head attention pooling (:class:`toolkit.layers.AttentionPool`) + linear:
     ``(B, T, D), (B,) → (B, C)``. See the module docstring for the exact form."""
 
     learned_pooling = True
 
     def __init__(self, dim: int, num_classes: int, heads: int = 4) -> None:
         super().__init__()
-        if not 1 <= heads <= dim:
-            raise ValueError(f"attention pooling: heads must be in [1, dim={dim}], got {heads}")
-        self.heads = heads
-        self.scale = 1.0 / math.sqrt(dim)
-        self.query = nn.Parameter(torch.zeros(heads, dim))
-        # channel d belongs to head group[d] (contiguous, near-equal groups)
-        self.register_buffer("group", torch.arange(dim) * heads // dim, persistent=False)
+        self.pooling = AttentionPool(dim, heads)
         self.linear = nn.Linear(dim, num_classes)
-
-    def _weights(self, mask: Tensor, x: Tensor) -> Tensor:
-        scores = (x @ self.query.t()) * self.scale  # (B, T, H)
-        scores = scores.masked_fill(~mask[:, :, None], float("-inf"))
-        weights = torch.softmax(scores, dim=1)
-        return weights.masked_fill(~mask[:, :, None], 0.0)  # also turns empty-clip NaNs to 0
 
     def attention(self, x: Tensor, lens: Tensor) -> Tensor:
         """``(B, T, H)`` attention weights: softmax over the valid frames, 0 on padding (all 0
         for a clip without frames)."""
-        return self._weights(*_valid(x, lens))
+        return self.pooling.attention(x, lens)
 
     def pool(self, x: Tensor, lens: Tensor) -> Tensor:
         """``(B, D)``: channel group ``h`` averaged with head ``h``'s weights."""
-        mask, x = _valid(x, lens)
-        weights = self._weights(mask, x)
-        b, t, d = x.shape
-        if d % self.heads == 0:  # equal groups: one batched matmul over (B, H)
-            grouped = x.view(b, t, self.heads, d // self.heads)
-            return torch.einsum("bth,bthc->bhc", weights, grouped).reshape(b, d)
-        return (weights[:, :, self.group] * x).sum(dim=1)
+        return self.pooling(x, lens)
 
     def classify(self, pooled: Tensor) -> Tensor:
         return self.linear(pooled)

@@ -45,10 +45,10 @@ from toolkit.evaluate.qa_data import (
     records_from_embeddings,
     write_qa_jsonl,
 )
-from toolkit.layers import lengths_to_mask
+from toolkit.layers import lengths_to_mask, resolve_device
 from toolkit.lm.base import CausalLM, greedy_generate
 from toolkit.registry import EVALUATORS, LANGUAGE_MODELS
-from toolkit.train.head_fit import SeededOrder, adamw_warmup_cosine, optimizer_step, resolve_device
+from toolkit.train.head_fit import SeededOrder, adamw_warmup_cosine, optimizer_step
 from toolkit.train.optim import decay_groups
 
 log = logging.getLogger(__name__)

@@ -44,10 +44,11 @@ from toolkit.evaluate.captioning import pad_frames
 from toolkit.evaluate.embeddings import EmbeddingSet
 from toolkit.evaluate.probe_heads import Standardizer
 from toolkit.evaluate.retrieval import caption_queries, retrieval_metrics, retrieval_rows
+from toolkit.layers import AttentionPool, masked_mean, resolve_device
 from toolkit.objectives.contrastive import projection_head, symmetric_info_nce
 from toolkit.registry import EVALUATORS, TEXT_ENCODERS
 from toolkit.text.tokenizer import pad_ids
-from toolkit.train.head_fit import adamw_warmup_cosine, optimizer_step, resolve_device
+from toolkit.train.head_fit import adamw_warmup_cosine, optimizer_step
 from toolkit.train.optim import decay_groups
 
 log = logging.getLogger(__name__)
@@ -67,35 +68,6 @@ DEFAULT_TEXT_ENCODER: dict[str, Any] = {
 
 
 # ----------------------------------------------------------------------------- model
-class AttentionPool(nn.Module):
-    """Multi-head attention pooling ``(B, T, D), (B,) → (B, D)``: head ``h`` scores every valid
-    frame with a learned query (``q_h·x_t / sqrt(D)``, softmax over the valid frames) and
-    averages its own contiguous group of ``D / H`` channels with those weights. Queries start
-    at zero, so the untrained pool is the masked mean."""
-
-    def __init__(self, dim: int, heads: int = 4) -> None:
-        super().__init__()
-        if not 1 <= heads <= dim:
-            raise ValueError(f"attention pooling: heads must be in [1, dim={dim}], got {heads}")
-        self.heads, self.scale = heads, 1.0 / math.sqrt(dim)
-        self.query = nn.Parameter(torch.zeros(heads, dim))
-        self.register_buffer("group", torch.arange(dim) * heads // dim, persistent=False)
-
-    def forward(self, x: Tensor, lens: Tensor) -> Tensor:
-        mask = torch.arange(x.shape[1], device=x.device)[None, :] < lens.to(x.device)[:, None]
-        x = x.masked_fill(~mask[:, :, None], 0.0)
-        scores = (x @ self.query.t() * self.scale).masked_fill(~mask[:, :, None], -torch.inf)
-        weights = torch.softmax(scores, dim=1).masked_fill(~mask[:, :, None], 0.0)  # (B, T, H)
-        return (weights[:, :, self.group] * x).sum(dim=1)
-
-
-def masked_mean(x: Tensor, lens: Tensor) -> Tensor:
-    """``(B, T, D), (B,) → (B, D)`` mean of the valid frames (padding never leaks)."""
-    mask = torch.arange(x.shape[1], device=x.device)[None, :] < lens.to(x.device)[:, None]
-    x = x.masked_fill(~mask[:, :, None], 0.0)
-    return x.sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp_min(1).to(x.dtype)
-
-
 class AlignmentHead(nn.Module):
     """The trained part: audio pooling + projection, a text tower + projection, and the
     learnable ``logit_scale`` (``1 / temperature``, clamped at ``max_logit_scale``)."""

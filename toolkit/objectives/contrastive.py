@@ -10,14 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from toolkit import distributed as D
-from toolkit.layers import lengths_to_mask
+from toolkit.layers import masked_mean
 from toolkit.registry import OBJECTIVES, TEXT_ENCODERS
-
-
-def masked_mean(hidden: Tensor, lens: Tensor) -> Tensor:
-    """``(B, T, D)``, ``(B,)`` → ``(B, D)`` mean over valid frames."""
-    mask = lengths_to_mask(lens, hidden.shape[1]).to(hidden.dtype)[..., None]
-    return (hidden * mask).sum(1) / lens.clamp(min=1)[:, None].to(hidden.dtype)
 
 
 def projection_head(in_dim: int, out_dim: int, num_layers: int = 2) -> nn.Sequential:

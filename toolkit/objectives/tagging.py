@@ -18,8 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from toolkit.config import ConfigError, locate
-from toolkit.layers import lengths_to_mask
-from toolkit.objectives.contrastive import masked_mean
+from toolkit.layers import lengths_to_mask, masked_mean
 from toolkit.registry import OBJECTIVES
 
 log = logging.getLogger(__name__)

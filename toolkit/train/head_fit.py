@@ -16,13 +16,6 @@ from torch import Tensor, nn
 from toolkit.train.scheduler import warmup_cosine_factor
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → CUDA if available, else CPU; any other name as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def adamw_warmup_cosine(
     groups: list[dict], lr: float, warmup_steps: int, steps: int, final_ratio: float = 0.01
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
