@@ -29,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--no-audio-check", action="store_true", help="skip the audio-file existence check"
     )
+    p.add_argument(
+        "--decode-audio",
+        action="store_true",
+        help="decode every clip and drop those that cannot be decoded or hold NaN/Inf samples "
+        "(reason bad_audio); reads all audio once",
+    )
     args = p.parse_args(argv)
     setup_logging()
     out = Path(args.out_dir)
@@ -43,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
             if not pth.is_file():
                 raise ConfigError(f"--split {name}: manifest {pth} does not exist")
         cuts = chain.from_iterable(CutSet.from_file(pth) for pth in paths)
-        kept, reasons = validate_cuts(cuts, check_audio=not args.no_audio_check)
+        kept, reasons = validate_cuts(
+            cuts, check_audio=not args.no_audio_check, decode_audio=args.decode_audio
+        )
         kept.to_file(out / f"cuts_{name}.jsonl.gz")
         stats = corpus_stats(kept)
         stats["dropped"] = dict(reasons)

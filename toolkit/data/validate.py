@@ -16,6 +16,7 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
+from toolkit.audio import AudioLoadError, read_cut
 from toolkit.data.cuts import cut_captions, cut_custom
 
 log = logging.getLogger(__name__)
@@ -28,24 +29,33 @@ def _audio_paths(cut: Cut) -> list[str]:
     return [s.source for s in rec.sources if s.type == "file"]
 
 
-def validate_cuts(cuts: Iterable[Cut], check_audio: bool = True) -> tuple[CutSet, Counter]:
+def validate_cuts(
+    cuts: Iterable[Cut], check_audio: bool = True, decode_audio: bool = False
+) -> tuple[CutSet, Counter]:
     """Keep the usable cuts; returns them and a counter of drop reasons (``missing_audio``,
-    ``empty_caption``, ``no_audio_source``). Each dropped cut is logged by id at debug level and
-    the first few at warning level."""
+    ``empty_caption``, ``no_audio_source``; with ``decode_audio`` also ``bad_audio``: the audio
+    cannot be decoded, has no samples or has NaN/Inf samples — every cut is decoded once,
+    :func:`toolkit.audio.read_cut`). Each dropped cut is logged by id at debug level and the
+    first few at warning level, with the detail."""
     kept, reasons = [], Counter()
     for cut in cuts:
-        why = None
+        why, detail = None, ""
         if not cut_captions(cut):
             why = "empty_caption"
-        elif check_audio:
+        elif check_audio or decode_audio:
             if getattr(cut, "recording", None) is None:
                 why = "no_audio_source"
             elif any(not Path(p).is_file() for p in _audio_paths(cut)):
                 why = "missing_audio"
+            elif decode_audio:
+                try:
+                    read_cut(cut)
+                except AudioLoadError as e:
+                    why, detail = "bad_audio", f" ({e})"
         if why:
             reasons[why] += 1
             lvl = logging.WARNING if sum(reasons.values()) <= 5 else logging.DEBUG
-            log.log(lvl, "dropping cut %s: %s", cut.id, why.replace("_", " "))
+            log.log(lvl, "dropping cut %s: %s%s", cut.id, why.replace("_", " "), detail)
             continue
         kept.append(cut)
     if reasons:
