@@ -30,7 +30,7 @@ def test_folder_mixed_audio_stratified(tmp_path):
     for label in ("dog_bark", "rain"):
         for i in range(5):
             sr, ch = [(8000, 1), (44100, 2), (16000, 1)][i % 3]
-            _write(root / label / f"sub{i % 2}" / f"{label}{i}.wav", 1.0 + 0.1 * i, sr, ch)
+            _write(root / label / f"sub{i}" / f"{label}{i}.wav", 1.0 + 0.1 * i, sr, ch)
     _write(root / "rain" / "tiny.wav", 0.02)  # too short
     _write(root / "rain" / "long.flac", 35.0, 8000)  # > max_duration 30 s: 10 s windows
     (root / "rain" / "broken.wav").write_bytes(b"RIFF junk")
@@ -102,7 +102,9 @@ def test_listing_formats(tmp_path, fmt):
         lines = [sep.join(cols)] + [sep.join(r.get(c, "") for c in cols) for r in rows]
         listing.write_text("\n".join(lines) + "\n")
     out = tmp_path / "m"
-    m = prepare_listing(root, out, listing=listing.name, name="lst", label_captions=True)
+    m = prepare_listing(
+        root, out, listing=listing.name, name="lst", label_captions=True, dev_fraction=0
+    )
     test = list(m["test"])
     assert len(test) == 1
     assert cut_captions(test[0]) == ["a bell rings", "a loud bell"]
@@ -125,3 +127,102 @@ def test_cli_folder(tmp_path):
           "--test-fraction", "0", "--dev-fraction", "0", "--label-captions", "false"])  # fmt: skip
     cuts = _cuts(tmp_path / "m", "folder", "train")
     assert len(cuts) == 3 and cut_captions(cuts[0]) == []
+
+
+def test_recording_group():
+    from toolkit.data.prepare.generic import recording_group
+
+    assert recording_group("spk1/a.wav") == "spk1"  # a sub-folder under the label
+    assert recording_group("rec7_seg2.wav") == recording_group("rec7-take3.flac") == "rec7"
+    assert recording_group("rec7_b.wav") == recording_group("rec7_part01.wav") == "rec7"
+    assert recording_group("dog_001.wav") == "dog_001.wav"  # numbered files: separate recordings
+    assert recording_group("abc_nohash_1.wav", pattern=r"^([^_]+)_") == "abc"
+
+
+def test_stratified_split_keeps_groups_together_and_is_seeded():
+    keyed = [("x", f"r{g}_{t}") for g in range(10) for t in "ab"]
+    groups = {k: k.split("_")[0] for _, k in keyed}
+    for seed in (0, 1, 2):
+        split = stratified_split(keyed, 0.2, 0.2, groups, seed)
+        for g in set(groups.values()):
+            assert len({split[k] for k in groups if groups[k] == g}) == 1
+        assert sorted(split.values()).count("test") == 4  # 2 of 10 groups
+    assert stratified_split(keyed, 0.2, 0.2, groups, 1) != stratified_split(
+        keyed, 0.2, 0.2, groups, 2
+    )
+    # two groups only: the dev share is carved, train keeps the other one
+    assert sorted(stratified_split([("y", "a"), ("y", "b")], 0.1, 0.0).values()) == ["dev", "train"]
+
+
+def test_folder_without_dev_folder_carves_a_grouped_dev(tmp_path, caplog):
+    root = tmp_path / "corp"
+    for label in ("a", "b"):
+        for i in range(4):
+            _write(root / "train" / label / f"{label}{i}.wav", 0.3)
+        for take in (1, 2):
+            _write(root / "train" / label / f"{label}_rec_take{take}.wav", 0.3)
+        _write(root / "test" / label / f"{label}t.wav", 0.3)
+    with caplog.at_level("INFO"):
+        m = prepare_folder(root, tmp_path / "m", seed=3)
+    dev, train = list(m["dev"]), list(m["train"])
+    assert {cut_labels(c)["sound_class"] for c in dev} == {"a", "b"}
+    assert len(dev) + len(train) == 12 and len(list(m["test"])) == 2
+    assert f"carved {len(dev)} of 12 train clips" in caplog.text
+    for label in ("a", "b"):  # the two takes of one recording share a split
+        takes = [c for c in dev + train if f"{label}_rec_take" in cut_custom(c)["orig_id"]]
+        assert len({cut_custom(c)["split"] for c in takes}) == 1
+
+
+def test_bad_task_is_one_line(tmp_path, capsys):
+    from toolkit.config import ConfigError
+
+    _write(tmp_path / "corp" / "cat" / "c.wav", 0.5)
+    with pytest.raises(ConfigError, match=r"--task 'drum'.*<domain>_<attribute>"):
+        prepare_folder(tmp_path / "corp", tmp_path / "m", task="drum")
+    with pytest.raises(SystemExit) as e:
+        import sys
+
+        from toolkit.bin.prepare import cli
+
+        sys.argv = ["prepare", "folder", "--corpus-dir", str(tmp_path / "corp"),
+                    "--output-dir", str(tmp_path / "m"), "--task", "drum"]  # fmt: skip
+        cli()
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("config error: --task 'drum'") and len(err.strip().splitlines()) == 1
+
+
+def test_listing_without_split_column_grouped_split_and_task(tmp_path):
+    root = tmp_path / "corp"
+    lines = ["path,label,start,end"]
+    for label in ("hit", "pad"):
+        for i in range(6):
+            _write(root / "wav" / f"{label}{i}.wav", 4.0)
+            lines += [f"wav/{label}{i}.wav,{label},0,2", f"wav/{label}{i}.wav,{label},2,4"]
+    (root / "list.csv").write_text("\n".join(lines) + "\n")
+    m = prepare_listing(root, tmp_path / "m", listing="list.csv", task="music_instrument",
+                        label_captions=True, dev_fraction=0.2, test_fraction=0.2)  # fmt: skip
+    cuts = {s: list(c) for s, c in m.items()}
+    assert set(cuts) == {"train", "dev", "test"}
+    split_of: dict[str, set[str]] = {}
+    for s, cs in cuts.items():
+        assert {cut_labels(c)["music_instrument"] for c in cs} == {"hit", "pad"}
+        for c in cs:
+            split_of.setdefault(cut_custom(c)["orig_id"], set()).add(s)
+    assert all(len(v) == 1 for v in split_of.values())  # both segments of a file: one split
+    assert cut_captions(cuts["test"][0])[1].startswith("the sound of ")
+
+
+def test_listing_split_column_without_dev_carves_one(tmp_path):
+    root = tmp_path / "corp"
+    lines = ["path,label,split"]
+    for label in ("x", "y"):
+        for i in range(5):
+            _write(root / f"{label}{i}.wav", 0.5)
+            lines.append(f"{label}{i}.wav,{label},{'test' if i == 0 else 'train'}")
+    (root / "l.csv").write_text("\n".join(lines) + "\n")
+    m = prepare_listing(root, tmp_path / "m", listing="l.csv")
+    counts = {s: len(list(c)) for s, c in m.items()}
+    assert counts == {"train": 6, "dev": 2, "test": 2}
+    with pytest.raises(ValueError, match="--task 'label'"):
+        prepare_listing(root, tmp_path / "m2", listing="l.csv", task="label")

@@ -136,3 +136,47 @@ def test_rank_metrics_bold_the_smallest():
     md = render_markdown(rows)
     assert "| retrieval | audio→text | medR | **3.0** | 7.0 |" in md
     assert "| retrieval | audio→text | R@1 | 10.0 | **20.0** |" in md
+
+
+def _nm_rows():
+    note = "captions made from the labels"
+    rows = []
+    for model, r1, acc in (("pretrained", 0.0, 70.0), ("random_init", 5.0, 50.0)):
+        rows.append({"model": model, "group": "retrieval", "task": "audio→text", "metric": "R@1",
+                     "value": r1, "chance": 11.1, "not_meaningful": note})  # fmt: skip
+        rows.append({"model": model, "group": LP, "task": "sound_class", "metric": "acc",
+                     "value": acc, "chance": 33.3})  # fmt: skip
+    return rows
+
+
+def test_not_meaningful_rows_are_never_bold(tmp_path):
+    md = write_report(_nm_rows(), tmp_path, title="own data")
+    line = next(x for x in md.splitlines() if x.startswith("| retrieval"))
+    assert line == "| retrieval | audio→text | R@1 | n/m | n/m | 11.1 |"
+    assert "n/m: not meaningful: captions made from the labels" in md
+    assert "| **70.0** | 50.0 |" in md
+    rows = read_results_csv(tmp_path / "results.csv")  # the values and the reason are kept
+    assert rows[0]["value"] == 0.0 and rows[0]["not_meaningful"] == "captions made from the labels"
+
+
+def test_data_section_counts_clips_and_skipped(tmp_path):
+    from toolkit.evaluate.report import data_counts
+
+    data = tmp_path / "data"
+    (data / "manifests").mkdir(parents=True)
+    (data / "manifests" / "folder_cuts_train.skipped.tsv").write_text(
+        "id\treason\tdetail\na.wav\ttoo_short\t0.05 s\nb.wav\tunreadable\tjunk\n"
+    )
+    (data / "stats.json").write_text('{"train": {"dropped": {"no_caption": 1}}}')
+    counts = data_counts(
+        {"train": 10, "test": 4},
+        {"train": [data / "cuts_train.jsonl.gz"], "test": [data / "cuts_test.jsonl.gz"]},
+        unreadable={"test": 1},
+    )
+    assert counts["train"]["skipped"] == {"too_short": 1, "unreadable": 1, "no_caption": 1}
+    assert counts["test"]["skipped"] == {"unreadable_at_eval": 1}
+    md = write_report(_nm_rows(), tmp_path / "ev", split_counts=counts)
+    assert md.index("## Data") < md.index("| group |")
+    assert "| train | 10 | 3 (no_caption 1, too_short 1, unreadable 1) |" in md
+    assert "| test | 4 | 1 (unreadable_at_eval 1) |" in md
+    assert (tmp_path / "ev" / "data.json").is_file()

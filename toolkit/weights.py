@@ -49,6 +49,7 @@ class LoadReport:
     path: str
     loaded: list[str] = field(default_factory=list)
     imported: str = ""  # the foreign layout the entries were imported from (else empty)
+    verb: str = "load"  # the table's first word: "load", "init from"
     missing: list[str] = field(default_factory=list)  # in the module, not in the checkpoint
     unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the module
     mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # key, ckpt, model
@@ -73,7 +74,7 @@ class LoadReport:
         rows += [("mismatch", k, str(c), str(m)) for k, c, m in self.mismatched]
         rows += [("missing", k, "-", str(self.shapes.get(k, ""))) for k in self.missing]
         rows += [("unexpected", k, str(self.shapes.get(k, "")), "-") for k in self.unexpected]
-        head = f"load {self.path}: {self.summary()}"
+        head = f"{self.verb} {self.path}: {self.summary()}"
         if self.outside_prefix:
             head += f", {self.outside_prefix} checkpoint entries outside the prefix (ignored)"
         if not self.prefix_used:
@@ -248,6 +249,7 @@ def load_state(
     outside_prefix: int = 0,
     prefix_used: bool = True,
     imported: str = "",
+    verb: str = "load",
 ) -> LoadReport:
     """Load ``state`` (keys already in the module's names) into ``module`` with a report.
 
@@ -259,6 +261,7 @@ def load_state(
     state = dict(state)
     report = LoadReport(str(source), outside_prefix=outside_prefix, prefix_used=prefix_used)
     report.imported = imported
+    report.verb = verb
     own = module.state_dict()
     for k, v in state.items():
         if k not in own:
@@ -321,6 +324,8 @@ def load_init(
         state, dropped, used = map_keys(raw, prefix, key_map)
     try:
         layout = getattr(foreign, "layout", "a released layout") if foreign is not None else ""
-        return load_state(module, state, path, not strict, config_key, dropped, used, layout)
+        return load_state(
+            module, state, path, not strict, config_key, dropped, used, layout, "init from"
+        )
     except ConfigError as e:
         raise ConfigError(f"{e}; fix the keys with init_key_map or set init_strict: false") from e

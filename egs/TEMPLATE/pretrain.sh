@@ -14,7 +14,13 @@
 # Each stage skips work whose outputs exist (pass --force true to redo it); stage 5 also reruns
 # when the model is newer than its results. --force true never deletes a run: stage 4 moves an
 # existing $exp_dir (and $tag_exp_dir) aside to <dir>.old.<N> and says where.
-set -euo pipefail
+#
+# --model MODEL_DIR evaluates an existing model (a training run dir or an exported model dir)
+# instead: stages 1-4 are skipped (the model brings its own statistics and tokenizer) and stage 5
+# evaluates MODEL_DIR on the given train/dev/test manifests into $exp_dir/eval (never into
+# MODEL_DIR; the run's own evaluators unless --eval-config / --eval-args say otherwise).
+set -eEuo pipefail
+trap 'echo "$0: failed (status $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 stage=0
 stop_stage=5
@@ -40,6 +46,8 @@ init=none               # none | supervised (tagging pretraining on the labels, 
 tag_config=conf/tagging.yaml   # config file(s) of the supervised (tagging) stage
 tag_exp_dir=""          # default: ${exp_dir}_tagging
 tag_args=""             # extra key=value overrides for the tagging stage
+model=""                # evaluate this run / exported model dir: stages 1-4 skipped, stage 5
+                        # writes $exp_dir/eval from the manifests above
 python=${PYTHON:-python3}
 launcher=""             # stage 4 training command instead of $python, e.g. (docs/training.md)
                         #   "torchrun --standalone --nproc-per-node 8"          (one node, 8 GPUs)
@@ -70,13 +78,40 @@ paths=(data.train="$data_dir/cuts_train.jsonl.gz" data.dev="$data_dir/cuts_dev.j
        data.test="$data_dir/cuts_test.jsonl.gz" frontend.stats_file="$data_dir/fbank_stats.pt")
 # the stage-3 SentencePiece model is used only by configs whose tokenizer is sentencepiece
 # (an `hf` tokenizer brings its own vocabulary from a local folder)
-tokenizer_name=$($python -m toolkit.bin.config_get tokenizer.name "${cfg_args[@]}")
-[ "$tokenizer_name" = sentencepiece ] && paths+=(tokenizer.model="$data_dir/spm.model")
+if [ -z "$model" ]; then
+  tokenizer_name=$($python -m toolkit.bin.config_get tokenizer.name "${cfg_args[@]}")
+  [ "$tokenizer_name" = sentencepiece ] && paths+=(tokenizer.model="$data_dir/spm.model")
+fi
+if [ -n "$model" ]; then
+  model=${model%/}
+  [ -e "$model" ] || { echo "$0: --model $model: no such run or model directory" >&2; exit 1; }
+  case "$(realpath -m "$exp_dir")/" in
+    "$(realpath -m "$model")"/*)
+      echo "$0: --exp-dir $exp_dir is inside --model $model: results never go into the model; give another --exp-dir" >&2
+      exit 1 ;;
+  esac
+  [ "$init" = none ] || { echo "$0: --init $init trains a model; it does not go with --model" >&2; exit 1; }
+fi
+# yaml_list a,b → ['a', 'b'] (one path: 'a'): a manifest list as a dotted override value
+yaml_list() {
+  local IFS=, item out=()
+  for item in $1; do out+=("'${item//\'/\'\'}'"); done
+  if [ ${#out[@]} -eq 1 ]; then echo "${out[0]}"; else local IFS=,; echo "[${out[*]}]"; fi
+}
 
 if run_stage 0; then
   [ -n "$prepare_cmd" ] || { echo "stage 0 needs --prepare-cmd" >&2; exit 1; }
   log 0 "prepare manifests: $prepare_cmd"
   eval "$prepare_cmd"
+fi
+
+if [ -n "$model" ]; then
+  for s in 1 2 3 4; do
+    if run_stage "$s"; then
+      log "$s" "skip: evaluating --model $model (no validation, statistics, tokenizer or training: the model brings its own)"
+    fi
+  done
+  stage=$(( stage < 5 ? 5 : stage ))
 fi
 
 if run_stage 1; then
@@ -147,7 +182,28 @@ if run_stage 4; then
   log 4 "outputs: $exp_dir/{model.pt,config.yaml,checkpoints,tensorboard,train.log}"
 fi
 
-if run_stage 5; then
+# newer_than FILE PATH...: some PATH (a file, or a file directly in a folder) is newer than FILE
+newer_than() {
+  local ref=$1; shift
+  [ -n "$(find "$@" -maxdepth 1 -newer "$ref" -print -quit 2>/dev/null)" ]
+}
+if run_stage 5 && [ -n "$model" ]; then
+  out="$exp_dir/eval"
+  for v in train_manifests dev_manifests test_manifests; do
+    [ -n "${!v}" ] || { echo "$0: --model evaluation needs --${v//_/-} (run stage 0)" >&2; exit 1; }
+  done
+  sources=$(echo "$train_manifests,$dev_manifests,$test_manifests" | tr , ' ')
+  if [ "$force" = true ] || [ ! -e "$out/results.md" ] || newer_than "$out/results.md" "$model" $sources; then
+    log 5 "evaluate --model $model (frozen encoder) on $train_manifests | $dev_manifests | $test_manifests → $out"
+    eval_cfg_args=(); for c in $eval_config; do eval_cfg_args+=(-c "$c"); done
+    $python -m toolkit.bin.evaluate --exp-dir "$model" --out-dir "$out" "${eval_cfg_args[@]}" \
+      data.train="$(yaml_list "$train_manifests")" data.dev="$(yaml_list "$dev_manifests")" \
+      data.test="$(yaml_list "$test_manifests")" eval.num_workers="$nj" $eval_args
+  else
+    log 5 "skip: $out/results.md is newer than the model and the manifests (--force true to redo)"
+  fi
+  log 5 "results: $out/results.md, results.csv, plot_metrics.png"
+elif run_stage 5; then
   if done_or_forced "$exp_dir/eval/results.md" || [ "$exp_dir/model.pt" -nt "$exp_dir/eval/results.md" ]; then
     log 5 "evaluate (frozen encoder) → $exp_dir/eval"
     eval_cfg_args=(); for c in $eval_config; do eval_cfg_args+=(-c "$c"); done

@@ -34,7 +34,7 @@ from toolkit.evaluate.embeddings import EmbeddingSet, extract
 from toolkit.evaluate.folds import average_rounds, fold_splits
 from toolkit.evaluate.leakage import find_leaks, leak_message
 from toolkit.evaluate.pooling import mean_std_pool
-from toolkit.evaluate.report import read_scalars_csv, write_report
+from toolkit.evaluate.report import data_counts, read_scalars_csv, write_report
 from toolkit.layers import masked_mean
 from toolkit.model import AudioModel, build_model
 from toolkit.registry import EVALUATORS, import_plugins
@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         models["logmel_stats"] = (lambda s: logmel_features(pretrained), None)
 
     rows: list[dict] = []
+    split_counts = None
     for name, (feat_fn, text_fn) in models.items():
         sets: dict[str, EmbeddingSet] = {
             s: extract(
@@ -257,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             for s, c in cuts.items()
         }
+        if split_counts is None and not ecfg.folds:  # clips embedded, from the first model
+            split_counts = data_counts(
+                {s: len(es.cut_ids) for s, es in sets.items()},
+                {s: source_paths(getattr(dcfg, s)) for s in sets},
+                unreadable={s: es.num_skipped for s, es in sets.items()},
+            )
         if ecfg.folds:
             folds = list(sets.values())
             rounds = []
@@ -280,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     if (exp / "train_log.csv").is_file():
         all_curves = read_scalars_csv(exp / "train_log.csv")
         curves = {k: v for k, v in all_curves.items() if k == "train/loss"}
-    md = write_report(rows, out_dir, title=f"Results: {exp.name}", loss_curves=curves)
+    md = write_report(
+        rows, out_dir, title=f"Results: {exp.name}", loss_curves=curves, split_counts=split_counts
+    )
     print(md)
     log.info("results written to %s (results.md, results.csv, plot_*.png)", out_dir)
     return 0

@@ -203,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     opts = {k: v for k, v in vars(args).items() if k != "corpus"}
     if not Path(opts["corpus_dir"]).is_dir():
         raise ConfigError(f"--corpus-dir {opts['corpus_dir']} is not a folder")
-    prepare_one(args.corpus, opts)
+    try:
+        prepare_one(args.corpus, opts)
+    except FileNotFoundError as e:  # no audio files / no listing: the user's input, one line
+        raise ConfigError(f"{args.corpus}: {e}") from None
     return 0
 
 

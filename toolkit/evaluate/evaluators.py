@@ -18,7 +18,12 @@ from torch import Tensor
 from toolkit.config import ConfigError
 from toolkit.evaluate.embeddings import EmbeddingSet
 from toolkit.evaluate.linear_probe import linear_probe
-from toolkit.evaluate.retrieval import caption_queries, retrieval_metrics, retrieval_rows
+from toolkit.evaluate.retrieval import (
+    caption_queries,
+    label_template_task,
+    retrieval_metrics,
+    retrieval_rows,
+)
 from toolkit.evaluate.zero_shot import (
     CLASSES_SUFFIX,
     DEFAULT_TEMPLATES,
@@ -79,7 +84,9 @@ class LinearProbe:
 class Retrieval:
     """Audio↔text retrieval with the model's own joint space on the ``split`` clips, every
     caption a query (AudioCaps/Clotho protocol): R@1/5/10 and mAP@10 (percent) plus ``medR`` /
-    ``meanR`` (ranks, lower is better) both ways. Clips without captions are left out."""
+    ``meanR`` (ranks, lower is better) both ways. Clips without captions are left out. When the
+    captions are made from the labels (:func:`~toolkit.evaluate.retrieval.label_template_task`)
+    the rows are marked ``not_meaningful`` (``n/m`` in results.md)."""
 
     def __init__(self, split: str = "test") -> None:
         self.split = split
@@ -93,7 +100,17 @@ class Retrieval:
             log.warning("retrieval: no %s clip has a caption; skipped", self.split)
             return []
         res = retrieval_metrics(es.audio_emb[keep], text_fn(caps), owner)
-        return retrieval_rows(model, "retrieval", res)
+        rows = retrieval_rows(model, "retrieval", res)
+        task = label_template_task(es.captions, es.labels)
+        if task is not None:  # shown as n/m in results.md (the values stay in results.csv)
+            note = (
+                f"retrieval on the {self.split} captions, which are the same for every clip of "
+                f"a {task} label (made from the labels): a caption matches many clips equally; "
+                "see the linear probe and zero-shot rows"
+            )
+            for r in rows:
+                r["not_meaningful"] = note
+        return rows
 
 
 def _is_multi_label(values: Sequence[Any]) -> bool:

@@ -4,14 +4,25 @@ A result row is ``{"model", "group", "task", "metric", "value", "chance"}`` (cha
 None; value is None for a metric that could not be computed, shown as "-"). Metrics are "higher is
 better" percentages (captioning scores ×100) except the retrieval ranks ``medR``/``meanR``
 (lower is better; left out of the bar plot).
+
+A row may carry ``not_meaningful`` (a reason, e.g. retrieval scored on captions made from the
+labels): results.md shows it as ``n/m`` (never bold) with the reason as a footnote, the plot
+leaves it out, results.csv keeps the value and the reason.
+
+``split_counts`` (:func:`data_counts`) adds a "Data" section to results.md: the clips evaluated
+per split and the clips skipped on the way (by the prepare, ``<manifest>.skipped.tsv``; by stage
+1, ``stats.json``; unreadable at evaluation), so a result on your own data says what it is on.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -25,6 +36,8 @@ CAPTIONING_NOTE = (
 )
 LOWER_IS_BETTER_METRICS = frozenset({"medR", "meanR"})  # retrieval ranks (see retrieval.py)
 ACCURACY_METRICS = ("acc", "test_acc", "accuracy", "mAP")  # averaged in the per-domain summary
+NOT_MEANINGFUL = "n/m"  # cell of a row marked ``not_meaningful``
+DATA_HEADING = "## Data"
 
 
 def _unique(items: Iterable) -> list:
@@ -79,15 +92,20 @@ def _table(header: list[str], lines: list[list[str]]) -> list[str]:
 
 
 def _model_cells(
-    values: dict[str, float | None], models: list[str], lower_is_better: bool = False
+    values: dict[str, float | None],
+    models: list[str],
+    lower_is_better: bool = False,
+    not_meaningful: Iterable[str] = (),
 ) -> list[str]:
     """Formatted values, the best one(s) (after rounding) in bold (the smallest for rank
-    metrics such as ``medR``)."""
-    shown = {m: _fmt(values[m]) for m in models if m in values}
-    finite = [float(s) for s in shown.values() if s != "-"]
+    metrics such as ``medR``); the models in ``not_meaningful`` show ``n/m`` and are never
+    bold."""
+    nm = set(not_meaningful)
+    shown = {m: (NOT_MEANINGFUL if m in nm else _fmt(values[m])) for m in models if m in values}
+    finite = [float(s) for s in shown.values() if s not in ("-", NOT_MEANINGFUL)]
     pick = min if lower_is_better else max
     best = _fmt(pick(finite)) if finite else None
-    bold = len(shown) > 1 and best is not None
+    bold = sum(v != NOT_MEANINGFUL for v in shown.values()) > 1 and best is not None
     return [
         ("**" + shown[m] + "**" if bold and shown[m] == best else shown[m]) if m in shown else "-"
         for m in models
@@ -111,19 +129,73 @@ def _pivot(rows: Sequence[dict]) -> tuple[list[str], list[tuple], dict, dict]:
     return models, keys, values, chance
 
 
-def render_markdown(rows: Sequence[dict], title: str = "Results") -> str:
+def _not_meaningful(rows: Sequence[dict]) -> tuple[dict[tuple, set[str]], list[str]]:
+    """``{(group, task, metric): models whose value is not meaningful}`` and the reasons."""
+    marked: dict[tuple, set[str]] = {}
+    for r in rows:
+        if r.get("not_meaningful"):
+            marked.setdefault((r["group"], r["task"], r["metric"]), set()).add(r["model"])
+    return marked, _unique(str(r["not_meaningful"]) for r in rows if r.get("not_meaningful"))
+
+
+def _skipped_text(skipped: Mapping[str, int]) -> str:
+    total = sum(skipped.values())
+    if not total:
+        return "0"
+    return f"{total} (" + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) + ")"
+
+
+def render_data_section(split_counts: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The "Data" section of results.md: one line per split with the clips evaluated and the
+    clips skipped (by reason) on the way (``split_counts`` as :func:`data_counts` returns)."""
+    lines = []
+    listed: list[str] = []
+    for split, c in split_counts.items():
+        skipped = Counter(c.get("skipped") or {})
+        lines.append([_cell(split), str(c.get("clips", "-")), _cell(_skipped_text(skipped))])
+        listed += [str(f) for f in c.get("skipped_files") or []]
+    out = ["", DATA_HEADING, ""]
+    out += _table(["split", "clips", "skipped"], lines)
+    out += [
+        "",
+        "clips: the clips evaluated; skipped: files or clips left out before (unreadable, empty, "
+        "shorter than the prepare's `min_duration`, ...)"
+        + (": listed in " + ", ".join(f"`{_cell(f)}`" for f in listed) if listed else "")
+        + ".",
+    ]
+    return out
+
+
+def render_markdown(
+    rows: Sequence[dict],
+    title: str = "Results",
+    split_counts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
     """Markdown pivot table (one line per (group, task, metric), one column per model) followed
-    by one per-domain summary table per linear-probe group."""
+    by one per-domain summary table per linear-probe group; with ``split_counts`` a "Data"
+    section (:func:`render_data_section`) comes first. Rows marked ``not_meaningful`` show
+    ``n/m`` with their reason as a footnote."""
     models, keys, values, chance = _pivot(rows)
-    out = [f"# {title}", ""]
+    marked, reasons = _not_meaningful(rows)
+    out = [f"# {title}"]
+    if split_counts:
+        out += render_data_section(split_counts)
+    out += [""]
     header = ["group", "task", "metric"] + [_cell(m) for m in models] + ["chance"]
     lines = [
         [_cell(g), _cell(t), _cell(me)]
-        + _model_cells(values[(g, t, me)], models, me in LOWER_IS_BETTER_METRICS)
+        + _model_cells(
+            values[(g, t, me)],
+            models,
+            me in LOWER_IS_BETTER_METRICS,
+            marked.get((g, t, me), ()),
+        )
         + [_fmt(chance[(g, t, me)])]
         for g, t, me in keys
     ]
     out += _table(header, lines)
+    if reasons:
+        out += [""] + [f"{NOT_MEANINGFUL}: not meaningful: {_cell(r)}" for r in reasons]
     if any(str(g).lower().startswith(CAPTIONING_PREFIX) for g, _, _ in keys):
         out += ["", CAPTIONING_NOTE]
     for group in _unique(g for g, _, _ in keys if _is_linear_probe(g)):
@@ -157,7 +229,11 @@ def plot_metrics(rows: Sequence[dict], path: Path, title: str = "") -> None:
     """Horizontal grouped bar chart: one group of bars per (group, task, metric), one bar per
     model, chance level as a black tick."""
     models, keys, values, chance = _pivot(
-        [r for r in rows if r["metric"] not in LOWER_IS_BETTER_METRICS]  # ranks: not a % scale
+        [
+            r
+            for r in rows  # ranks: not a % scale; not-meaningful values: no bar
+            if r["metric"] not in LOWER_IS_BETTER_METRICS and not r.get("not_meaningful")
+        ]
     )
     n_keys, n_models = len(keys), max(1, len(models))
     fig = Figure(figsize=(10, max(3.0, 0.25 * n_keys * (n_models + 1) + 1.5)))
@@ -270,9 +346,11 @@ def write_report(
     out_dir: Path,
     title: str = "Results",
     loss_curves: dict[str, list[tuple[int, float]]] | None = None,
+    split_counts: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """Write results.csv, results.md, plot_metrics.png (and plot_loss.png if ``loss_curves``)
-    into ``out_dir`` (created if needed).
+    into ``out_dir`` (created if needed). ``split_counts`` (:func:`data_counts`): clips
+    evaluated and skipped per split, shown in results.md (and written to ``data.json``).
 
     Returns:
         The markdown text of results.md.
@@ -284,9 +362,95 @@ def write_report(
         if missing:
             raise ValueError(f"result row {r} lacks {missing}")
     write_results_csv(rows, out_dir / "results.csv")
-    text = render_markdown(rows, title)
+    text = render_markdown(rows, title, split_counts)
     (out_dir / "results.md").write_text(text, encoding="utf-8")
+    if split_counts:
+        _write_data_json(out_dir, split_counts)
     plot_metrics(rows, out_dir / "plot_metrics.png", title)
     if loss_curves is not None:
         plot_loss(loss_curves, out_dir / "plot_loss.png", f"{title}: training curves")
     return text
+
+
+# --------------------------------------------------------------------------- data counts
+
+
+def _stem(manifest: Path) -> str:
+    name = manifest.name
+    for suffix in (".jsonl.gz", ".jsonl", ".json.gz", ".json"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return manifest.stem
+
+
+def _read_skipped_tsv(path: Path) -> Counter:
+    """Reasons of a prepare's ``<stem>.skipped.tsv`` (``id<TAB>reason<TAB>detail`` + header)."""
+    out: Counter = Counter()
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f):
+            parts = line.rstrip("\n").split("\t")
+            if n == 0 and parts[:2] == ["id", "reason"]:
+                continue
+            if len(parts) >= 2 and parts[1]:
+                out[parts[1]] += 1
+    return out
+
+
+def skipped_counts(manifest: str | Path, split: str | None = None) -> tuple[Counter, list[Path]]:
+    """Clips left out before ``manifest`` was evaluated, by reason, and the files listing them:
+
+    * the prepare's ``<stem>.skipped.tsv`` next to the manifest;
+    * for a recipe's validated ``<data>/cuts_<split>.jsonl.gz`` (stage 1), the prepare lists
+      ``<data>/manifests/*_cuts_<split>.skipped.tsv`` and stage 1's drops
+      (``<data>/stats.json``: ``<split>.dropped``).
+    """
+    manifest = Path(manifest)
+    counts: Counter = Counter()
+    files: list[Path] = []
+    own = manifest.with_name(f"{_stem(manifest)}.skipped.tsv")
+    candidates = [own]
+    stem = _stem(manifest)
+    if stem.startswith("cuts_"):
+        split = split or stem[len("cuts_") :]
+        candidates += sorted((manifest.parent / "manifests").glob(f"*_cuts_{split}.skipped.tsv"))
+        stats = manifest.parent / "stats.json"
+        if stats.is_file():
+            try:
+                dropped = (json.loads(stats.read_text()).get(split) or {}).get("dropped") or {}
+                counts.update({str(k): int(v) for k, v in dropped.items()})
+            except (ValueError, AttributeError, TypeError):
+                pass
+    for path in candidates:
+        if path.is_file():
+            counts.update(_read_skipped_tsv(path))
+            files.append(path)
+    return counts, files
+
+
+def data_counts(
+    clips: Mapping[str, int],
+    manifests: Mapping[str, Iterable[str | Path]],
+    unreadable: Mapping[str, int] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``split_counts`` for :func:`write_report`: per split ``{"clips": evaluated clips,
+    "skipped": {reason: n}, "skipped_files": [...]}``, the skipped counts read next to the
+    split's ``manifests`` (:func:`skipped_counts`) plus ``unreadable`` clips that failed to load
+    at evaluation (reason ``unreadable_at_eval``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for split, n in clips.items():
+        skipped: Counter = Counter()
+        files: list[str] = []
+        for m in manifests.get(split) or []:
+            counts, found = skipped_counts(m, split)
+            skipped.update(counts)
+            files += [str(f) for f in found]
+        if unreadable and unreadable.get(split):
+            skipped["unreadable_at_eval"] += int(unreadable[split])
+        out[split] = {"clips": int(n), "skipped": dict(skipped), "skipped_files": files}
+    return out
+
+
+def _write_data_json(out_dir: Path, split_counts: Mapping[str, Mapping[str, Any]]) -> None:
+    (Path(out_dir) / "data.json").write_text(
+        json.dumps(split_counts, indent=1, default=str) + "\n", encoding="utf-8"
+    )

@@ -8,12 +8,15 @@ its best-ranked caption (the AudioCaps / Clotho protocol: a hit if ANY caption i
 
 :func:`retrieval_rows` turns the metrics into report rows; the rank metrics ``medR`` / ``meanR``
 are the only ones where lower is better (:data:`LOWER_IS_BETTER_METRICS`).
+:func:`label_template_task` tells when captions are made from labels (instance retrieval is then
+not meaningful: the retrieval evaluator marks its rows ``not_meaningful``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -196,6 +199,37 @@ def caption_queries(captions: Sequence[Sequence[str]]) -> tuple[list[int], list[
             owner.extend([len(keep)] * len(caps))
             keep.append(i)
     return keep, texts, torch.tensor(owner, dtype=torch.long)
+
+
+def label_template_task(
+    captions: Sequence[Sequence[str]], labels: Mapping[str, Sequence[Any]]
+) -> str | None:
+    """The label task whose labels determine the captions, else None.
+
+    Captions made from labels (the ``folder`` prepare's ``the sound of <label>``) are the same
+    for every clip of a label: a caption then matches many clips equally and instance retrieval
+    is not meaningful (pessimistic ties put audio→text R@1 at 0, below chance). True when, for
+    some task, every clip of a label has the same captions and at least one caption set is
+    shared by two clips. Clips without a caption or label are ignored."""
+    for task in sorted(labels):
+        values = labels[task]
+        seen: dict[str, tuple[str, ...]] = {}
+        shared = False
+        for caps, value in zip(captions, values):
+            key = tuple(sorted(c for c in caps if c and c.strip()))
+            if not key or value is None:
+                continue
+            label = repr(value)
+            if label in seen:
+                if seen[label] != key:
+                    break
+                shared = True
+            else:
+                seen[label] = key
+        else:
+            if shared:
+                return task
+    return None
 
 
 def retrieval_rows(model: str, group: str, res: dict, ks: Sequence[int] = (1, 5, 10)) -> list[dict]:

@@ -2,16 +2,19 @@
 
 ``folder``: ``corpus_dir/<label>/**/<audio>`` (the first sub-folder under the split names the
 label), optionally under split folders ``corpus_dir/{train,dev,test}/<label>/...``. Without split
-folders the files of each label are split deterministically (hash of the relative path) into
-train/dev/test by ``dev_fraction``/``test_fraction``, stratified by label (see
-:func:`stratified_split`).
+folders the files of each label are split deterministically (seeded hash) into train/dev/test by
+``dev_fraction``/``test_fraction``, stratified by label and grouped by recording (see
+:func:`stratified_split` and :func:`recording_group`); with split folders but no ``dev`` folder a
+dev split is carved from train by the same rule (:func:`carve_dev`).
 
 ``listing``: a CSV, TSV or JSONL file with one row per clip or segment. Columns (all optional but
 ``path``): ``id``, ``path`` (relative to ``corpus_dir`` or absolute), ``caption`` (several
 captions separated by ``caption_separator``; or a JSON list in JSONL), ``caption_1`` ...
 ``caption_N``, ``style``, ``domain``, ``start``/``end`` (seconds), ``split``, ``label`` (→ task
-``<domain>_label``) and any ``<domain>_<attribute>`` label column (``;`` separates the labels of a
-multi-label task).
+``<domain>_label``, or ``task``) and any ``<domain>_<attribute>`` label column (``;`` separates the
+labels of a multi-label task), ``group`` (recording group: rows of one group share a split). Rows
+without a ``split`` get a seeded, stratified, grouped one; a dev split is carved from train when
+no row is in dev.
 
 Both accept audio of any format Lhotse reads, any sample rate and channel count (resampled and
 downmixed when loaded). Files shorter than ``min_duration`` are skipped and counted; files longer
@@ -27,14 +30,16 @@ import csv
 import functools
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lhotse import CutSet
 from lhotse.cut import Cut
 
+from toolkit.config import ConfigError
 from toolkit.data.cuts import DOMAINS, caption_cut, is_label_key
 from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
@@ -49,6 +54,11 @@ SPLITS = ("train", "dev", "test")
 _SPLIT_ALIASES = {"train": "train", "dev": "dev", "valid": "dev", "val": "dev",
                   "validation": "dev", "test": "test", "eval": "test"}  # fmt: skip
 _ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# a trailing segment / take marker of a file name: ``_seg3``, ``-take2``, ``_part01``, ``_a``
+_TAKE_MARKER = re.compile(
+    r"(?:[_\-. ](?:seg|segment|part|take|chunk|clip|slice)[_\-]?\d+|[_\-. ][A-Za-z])$", re.I
+)
+log = logging.getLogger(__name__)
 
 
 def _safe_id(text: str) -> str:
@@ -142,34 +152,162 @@ def _write_splits(
     )
 
 
-def stratified_split(
-    keyed: list[tuple[str, str]], dev_fraction: float, test_fraction: float
+def _seeded_hash(key: str, seed: int) -> float:
+    """Position of ``key`` in the seeded order (seed 0: the unseeded hash of earlier versions)."""
+    return _hash01(key if not seed else f"{seed}:{key}")
+
+
+def recording_group(rel: str | PurePosixPath, pattern: str | None = None) -> str:
+    """The recording group of a file, from its path ``rel`` below its label folder: files of one
+    group always share a split (:func:`stratified_split`), so takes or segments of one recording
+    never straddle train and dev/test.
+
+    * ``pattern`` (a regular expression, e.g. ``^[^_]+`` for ``<speaker>_<n>.wav``): searched in
+      ``rel``; its first group (else the whole match) names the group;
+    * else a file in a sub-folder of the label folder belongs to that sub-folder
+      (``<label>/<session or speaker>/<file>``);
+    * else the file name without a trailing segment or take marker (``rec7_seg2.wav``,
+      ``rec7-take3.wav``, ``rec7_part01.wav``, ``rec7_b.wav`` → ``rec7``); a file without one is
+      a group of its own (numbered files such as ``dog_001.wav`` are separate recordings).
+    """
+    rel = PurePosixPath(rel)
+    if pattern:
+        m = re.search(pattern, rel.as_posix())
+        if m:
+            return next((g for g in m.groups() if g), None) or m.group(0)
+    if len(rel.parts) > 1:
+        return rel.parts[0]
+    stem = rel.name.rsplit(".", 1)[0] if "." in rel.name else rel.name
+    base = stem
+    while True:
+        shorter = _TAKE_MARKER.sub("", base)
+        if shorter == base or not shorter:
+            break
+        base = shorter
+    return base if base != stem else rel.name
+
+
+def _group_splits(
+    sizes: dict[str, int], dev_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, str]:
-    """``{key: split}`` for ``(label, key)`` pairs: within each label, keys ordered by a hash of
-    the key go to test, dev, then train by the fractions (rounded; at least one each when the
-    label has >= 3 files and the fraction is > 0). Deterministic, independent of file order."""
-    by_label: dict[str, list[str]] = {}
+    """``{group: split}`` for the groups of one label (``{group: number of files}``): groups in
+    seeded hash order go to test until ``test_fraction`` of the files is reached, then to dev,
+    the rest to train; at least one group each for a positive fraction when there are enough
+    groups, and never every group (train keeps one)."""
+    groups = sorted(sizes, key=lambda g: (_seeded_hash(g, seed), g))
+    n = sum(sizes.values())
+    wanted = [(f, round(n * f)) for f in (test_fraction, dev_fraction)]
+    minimum = 1 + sum(f > 0 for f, _ in wanted)
+    counts, i = [], 0
+    for fraction, target in wanted:
+        k, taken = 0, 0
+        while i + k < len(groups) and taken < target:
+            taken += sizes[groups[i + k]]
+            k += 1
+        if len(groups) >= minimum and fraction > 0:
+            k = max(k, 1)
+        k = min(k, max(len(groups) - 1 - i, 0))
+        counts.append(k)
+        i += k
+    n_test, n_dev = counts
+    return {
+        g: "test" if j < n_test else "dev" if j < n_test + n_dev else "train"
+        for j, g in enumerate(groups)
+    }
+
+
+def stratified_split(
+    keyed: list[tuple[str, str]],
+    dev_fraction: float,
+    test_fraction: float,
+    groups: dict[str, str] | None = None,
+    seed: int = 0,
+    counts: dict[str, int] | None = None,
+) -> dict[str, str]:
+    """``{key: split}`` for ``(label, key)`` pairs: within each label, the recording groups
+    (``groups``: ``{key: group}``; default: every key its own group) ordered by a seeded hash go
+    to test, dev, then train by the fractions of the label's files (at least one group per split
+    with a positive fraction when the label has enough groups; train is never emptied).
+    ``counts``: files per key (default 1). Deterministic, independent of file order; the keys of
+    one group share a split."""
+    sizes: dict[str, dict[str, int]] = {}
     for label, key in keyed:
-        by_label.setdefault(label, []).append(key)
-    out: dict[str, str] = {}
-    for keys in by_label.values():
-        keys = sorted(keys, key=_hash01)
-        n = len(keys)
-        n_test = round(n * test_fraction)
-        n_dev = round(n * dev_fraction)
-        if n >= 3:
-            n_test = max(n_test, 1 if test_fraction > 0 else 0)
-            n_dev = max(n_dev, 1 if dev_fraction > 0 else 0)
-        n_test = min(n_test, max(n - 1, 0))
-        n_dev = min(n_dev, max(n - 1 - n_test, 0))
-        for i, key in enumerate(keys):
-            out[key] = "test" if i < n_test else "dev" if i < n_test + n_dev else "train"
-    return out
+        group = groups.get(key, key) if groups else key
+        by_label = sizes.setdefault(label, {})
+        by_label[group] = by_label.get(group, 0) + (counts.get(key, 1) if counts else 1)
+    split_of = {
+        (label, g): split
+        for label, gs in sizes.items()
+        for g, split in _group_splits(gs, dev_fraction, test_fraction, seed).items()
+    }
+    return {key: split_of[(label, groups.get(key, key) if groups else key)] for label, key in keyed}
+
+
+def carve_dev(
+    keyed: list[tuple[str, str]],
+    dev_fraction: float,
+    groups: dict[str, str] | None = None,
+    seed: int = 0,
+    what: str = "",
+    counts: dict[str, int] | None = None,
+) -> set[str]:
+    """The keys of train ``(label, key)`` pairs moved to a dev split that the corpus lacks:
+    :func:`stratified_split` with no test share (seeded, stratified by label, whole recording
+    groups only; ``counts``: files per key, default 1). Logs how many clips and groups moved."""
+    if dev_fraction <= 0 or not keyed:
+        return set()
+    split_of = stratified_split(keyed, dev_fraction, 0.0, groups, seed, counts)
+    dev = {k for k, s in split_of.items() if s == "dev"}
+    n_groups = len({groups.get(k, k) if groups else k for k in dev})
+    labels = {lab for lab, _ in keyed}
+
+    def n_files(keys: Any) -> int:
+        return sum(counts.get(k, 1) if counts else 1 for k in keys)
+
+    if dev:
+        log.info(
+            "%sno dev split given: carved %d of %d train clips (%d recording group(s), %d "
+            "label(s)) into dev (dev_fraction %g, seed %d)",
+            what, n_files(dev), n_files(k for _, k in keyed), n_groups,
+            len({lab for lab, k in keyed if k in dev}), dev_fraction, seed,
+        )  # fmt: skip
+    else:
+        log.warning(
+            "%sno dev split given and none could be carved: every one of the %d label(s) has "
+            "fewer than 2 recording groups in train (add a dev/ folder or more files)",
+            what, len(labels),
+        )  # fmt: skip
+    return dev
 
 
 def _assign_split(key: str, dev_fraction: float, test_fraction: float) -> str:
     u = _hash01(key)
     return "test" if u < test_fraction else "dev" if u < test_fraction + dev_fraction else "train"
+
+
+def check_domain(domain: str) -> str:
+    """``domain`` if it is one of :data:`~toolkit.data.cuts.DOMAINS`, else a one-line
+    ConfigError."""
+    if domain not in DOMAINS:
+        raise ConfigError(f"--domain {domain!r}: expected one of {', '.join(DOMAINS)}")
+    return domain
+
+
+def check_task(task: str) -> str:
+    """``task`` if it is a label key ``<domain>_<attribute>``, else a one-line ConfigError that
+    shows the expected form."""
+    if not is_label_key(task):
+        prefix = task.split("_", 1)[0] if "_" in task else ""
+        why = (
+            f"its prefix {prefix!r} is not a domain"
+            if prefix and prefix not in DOMAINS
+            else "it is not <domain>_<attribute> in lower case (letters, digits, _)"
+        )
+        raise ConfigError(
+            f"--task {task!r}: {why}; expected <domain>_<attribute> with domain one of "
+            f"{', '.join(DOMAINS)}, e.g. sound_class, music_instrument, speech_emotion"
+        )
+    return task
 
 
 @register_corpus("folder")
@@ -181,6 +319,8 @@ def prepare_folder(
     task: str | None = None,
     dev_fraction: float = 0.1,
     test_fraction: float = 0.1,
+    seed: int = 0,
+    group_pattern: str | None = None,
     label_captions: bool = True,
     caption_template: str = "the sound of {label}",
     min_duration: float = 0.1,
@@ -196,16 +336,18 @@ def prepare_folder(
         domain: ``speech``, ``music``, ``sound`` or ``mix``.
         task: label task key (default ``<domain>_class``).
         dev_fraction, test_fraction: shares of each label's files when there are no split
-            folders (deterministic from the relative path).
+            folders; ``dev_fraction`` is also the share of train carved into dev when there are
+            split folders but no dev folder.
+        seed: seed of the split order (0: the order of earlier versions).
+        group_pattern: regular expression naming a file's recording group (see
+            :func:`recording_group`; default: its sub-folder under the label folder, else its
+            name without a segment/take marker). A group never straddles two splits.
         label_captions: give each clip captions made from its label.
         caption_template: the sentence caption, ``{label}`` replaced by the readable label.
     """
     root = Path(corpus_dir)
-    if domain not in DOMAINS:
-        raise ValueError(f"domain {domain!r} is not one of {DOMAINS}")
-    task = task or f"{domain}_class"
-    if not is_label_key(task):
-        raise ValueError(f"task {task!r} is not a label key <domain>_<attribute>")
+    check_domain(domain)
+    task = check_task(task or f"{domain}_class")
     files = sorted(
         p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
     )
@@ -223,13 +365,28 @@ def prepare_folder(
         rows.append((split, parts[0], rel, path))
     if not rows:
         raise FileNotFoundError(f"no audio files in label sub-folders (<label>/<file>) of {root}")
+    labels = sorted({r[1] for r in rows})
+    if len(labels) == 1:
+        log.warning(
+            "%s: one label folder only (%r): every clip gets the same label; the label folders "
+            "must be the first level under --corpus-dir (or under its train/dev/test folders)",
+            root, labels[0],
+        )  # fmt: skip
+    groups = {}  # relative path → "<label>/<recording group>"
+    for split, label, rel, _ in rows:
+        below_label = PurePosixPath(*rel.parts[(2 if split else 1) :])
+        groups[rel.as_posix()] = f"{label}/{recording_group(below_label, group_pattern)}"
     if all(r[0] is None for r in rows):
         split_of = stratified_split(
-            [(r[1], r[2].as_posix()) for r in rows], dev_fraction, test_fraction
+            [(r[1], r[2].as_posix()) for r in rows], dev_fraction, test_fraction, groups, seed
         )
         rows = [(split_of[r[2].as_posix()], *r[1:]) for r in rows]
     else:
         rows = [(r[0] or "train", *r[1:]) for r in rows]
+        if not any(r[0] == "dev" for r in rows):
+            train = [(r[1], r[2].as_posix()) for r in rows if r[0] == "train"]
+            dev = carve_dev(train, dev_fraction, groups, seed, what=f"{root}: ")
+            rows = [("dev" if r[2].as_posix() in dev else r[0], *r[1:]) for r in rows]
     by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for split, label, rel, path in rows:
         labels = {task: label}
@@ -335,10 +492,12 @@ def _csv_rows(
         if header is None:
             return
         if bad:
-            raise ValueError(f"{path}:1: the header is {bad[min(bad)]} (save the listing as UTF-8)")
+            raise ConfigError(
+                f"{path}:1: the header is {bad[min(bad)]} (save the listing as UTF-8)"
+            )
         missing = [k for k in required if k not in header]
         if missing:
-            raise ValueError(f"{path}:1: no {missing[0]!r} column; columns: {', '.join(header)}")
+            raise ConfigError(f"{path}:1: no {missing[0]!r} column; columns: {', '.join(header)}")
         prev = reader.line_num
         for fields in reader:
             first, prev = prev + 1, reader.line_num
@@ -357,7 +516,7 @@ def _csv_rows(
                 yield first, dict(zip(header, fields)), None
     except csv.Error as e:
         where = f"{path}:{reader.line_num}"
-        raise ValueError(f"{where}: unreadable {delimiter!r}-separated row: {e}") from None
+        raise ConfigError(f"{where}: unreadable {delimiter!r}-separated row: {e}") from None
 
 
 def read_listing(path: Path) -> Iterator[dict[str, Any]]:
@@ -375,10 +534,13 @@ def prepare_listing(
     listing: Path | str = "listing.csv",
     name: str = "listing",
     domain: str = "sound",
+    task: str | None = None,
     caption_separator: str = "|",
     style: str = "short",
     dev_fraction: float = 0.1,
     test_fraction: float = 0.1,
+    seed: int = 0,
+    group_pattern: str | None = None,
     label_captions: bool = False,
     caption_template: str = "the sound of {label}",
     min_duration: float = 0.1,
@@ -392,8 +554,17 @@ def prepare_listing(
     Args:
         listing: the listing file (relative to ``corpus_dir`` unless absolute).
         domain: default domain of rows without a ``domain`` column.
+        task: label key of the ``label`` column (default ``<domain>_label``), e.g.
+            ``music_instrument``.
         caption_separator: separates several captions in one ``caption`` cell.
         style: caption style of rows without a ``style`` column.
+        dev_fraction, test_fraction: shares of the rows without a ``split`` (stratified by
+            label, whole recording groups); ``dev_fraction`` is also the share of train carved
+            into dev when no row is in dev.
+        seed: seed of the split order.
+        group_pattern: regular expression naming a row's recording group in its ``path`` (see
+            :func:`recording_group`); default: the ``group`` column, else the file (without a
+            segment/take marker), so the segments of one file share a split.
         label_captions: rows without any caption get captions made from their labels.
     """
     root = Path(corpus_dir)
@@ -401,22 +572,71 @@ def prepare_listing(
     listing = root / listing
     if not listing.is_file():
         raise FileNotFoundError(f"listing file {listing} not found")
-    opts = dict(root=root, listing=listing, name=name, domain=domain,
+    check_domain(domain)
+    if task is not None:
+        check_task(task)
+    opts = dict(root=root, listing=listing, name=name, domain=domain, task=task,
                 caption_separator=caption_separator, style=style, dev_fraction=dev_fraction,
                 test_fraction=test_fraction, label_captions=label_captions,
-                caption_template=caption_template)  # fmt: skip
-    # one streaming pass per split (memory stays flat with the listing's length); bad rows are
-    # reported in the skipped list of their split, or of the first split that has good rows
+                caption_template=caption_template, group_pattern=group_pattern)  # fmt: skip
+    # one streaming pass plans the splits (memory: one entry per recording group), then one per
+    # split writes it (memory stays flat with the listing's length); bad rows are reported in
+    # the skipped list of their split, or of the first split that has good rows
+    plan = _plan_listing_splits(_listing_items(**opts), dev_fraction, test_fraction, seed, listing)
     present: set[str] = set()
     bad_splits: set[str] = set()
-    for item in _listing_items(**opts):
+    for item in _listing_items(**opts, plan=plan):
         (bad_splits if "skip" in item else present).add(item["split"])
     present = present or bad_splits
     splits = [s for s in SPLITS if s in present]
     return _write_splits(
-        {s: _listing_items(**opts, only_split=s, splits=splits) for s in splits}, name,
-        output_dir, num_jobs, min_duration, max_duration, segment_duration, force,
+        {s: _listing_items(**opts, plan=plan, only_split=s, splits=splits) for s in splits},
+        name, output_dir, num_jobs, min_duration, max_duration, segment_duration, force,
     )  # fmt: skip
+
+
+def _plan_listing_splits(
+    items: Iterator[dict[str, Any]],
+    dev_fraction: float,
+    test_fraction: float,
+    seed: int,
+    listing: Path,
+) -> dict[str, str]:
+    """``{recording group: split}`` for the good rows of a listing (the items of its planning
+    pass, whose ``split`` is the row's own or None): groups of rows without a split get a
+    stratified, grouped, seeded one; when no row ends in dev, whole train groups are carved into
+    dev (:func:`carve_dev`). A group keeps the split of its first row that names one."""
+    given: dict[str, str] = {}
+    strata: dict[str, str] = {}  # group → its label (stratum)
+    sizes: dict[str, int] = {}
+    for item in items:
+        if "skip" in item:
+            continue
+        group = item["group"]
+        sizes[group] = sizes.get(group, 0) + 1
+        strata.setdefault(group, item["stratum"])
+        if item["split"] and group not in given:
+            given[group] = item["split"]
+    plan = dict(given)
+    unsplit = [(strata[g], g) for g in sizes if g not in given]
+    if unsplit:
+        plan.update(stratified_split(unsplit, dev_fraction, test_fraction, None, seed, sizes))
+    if "dev" not in plan.values():
+        train = [(strata[g], g) for g, s in plan.items() if s == "train"]
+        for g in carve_dev(train, dev_fraction, None, seed, f"{listing}: ", sizes):
+            plan[g] = "dev"
+    return plan
+
+
+def _listing_group(row: dict[str, Any], path: Path, pattern: str | None) -> str:
+    """A row's recording group: its ``group`` column, else :func:`recording_group` of its file
+    (the parent folder stays part of the name: a listing's files often share one folder)."""
+    if row.get("group") not in (None, ""):
+        return f"group:{row['group']}"
+    rel = PurePosixPath(path.as_posix())
+    if pattern:
+        return f"file:{recording_group(rel, pattern)}"
+    return f"file:{rel.parent / recording_group(rel.name)}"
 
 
 def _listing_items(
@@ -424,16 +644,21 @@ def _listing_items(
     listing: Path,
     name: str,
     domain: str,
+    task: str | None,
     caption_separator: str,
     style: str,
     dev_fraction: float,
     test_fraction: float,
     label_captions: bool,
     caption_template: str,
+    group_pattern: str | None = None,
+    plan: dict[str, str] | None = None,
     only_split: str | None = None,
     splits: list[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Items of a listing (all, or those of ``only_split``), streamed row by row. A bad row
+    """Items of a listing (all, or those of ``only_split``), streamed row by row. Without
+    ``plan`` (the planning pass) a good row's item carries its own ``split`` (or None), its
+    ``group`` and ``stratum`` (label); with it, the planned split. A bad row
     (:func:`iter_listing`) becomes an item ``{"path": "<listing>:<line>", "skip": (reason,
     detail), "split": ...}`` in its row's split (when it can be read and is one of ``splits``),
     else in the first of ``splits``."""
@@ -448,6 +673,7 @@ def _listing_items(
                 yield {**item, "split": split}
             continue
         path = Path(str(row["path"]))
+        group = _listing_group(row, path, group_pattern)
         path = root / path
         dom = str(row.get("domain") or domain)
         caps = row.get("caption") or []
@@ -459,7 +685,7 @@ def _listing_items(
             if value in (None, ""):
                 continue
             if key == "label":
-                key = f"{dom}_label"
+                key = task or f"{dom}_label"
             if not is_label_key(key):
                 continue
             if isinstance(value, str) and ";" in value:
@@ -473,7 +699,12 @@ def _listing_items(
         if start not in (None, "") and not row.get("id"):
             base = f"{base}_{float(start):.2f}"
         split = _SPLIT_ALIASES.get(str(row.get("split") or "").lower())
-        split = split or _assign_split(base, dev_fraction, test_fraction)
+        if plan is None:
+            stratum = str(labels.get(task or f"{dom}_label", next(iter(labels.values()), "")))
+            yield {"split": split, "group": group, "stratum": stratum}
+            continue
+        if split is None or (split == "train" and plan.get(group) == "dev"):
+            split = plan.get(group) or split or "train"
         if only_split is not None and split != only_split:
             continue
         yield (
