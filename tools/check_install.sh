@@ -3,6 +3,7 @@
 # every module imports and every console script answers --help.
 #   tools/check_install.sh                 # plain `pip install -e .` (no extras)
 #   EXTRAS=metrics,hf tools/check_install.sh
+#   EXTRAS=metrics,hf,dev PLAIN_FIRST=1 tools/check_install.sh  # plain first, then the extras
 #   VENV=/tmp/venv tools/check_install.sh  # where the venv goes (default: a temporary folder)
 # torch is installed first and pinned (TORCH_VERSION, default 2.13.0: a CPU build where there is
 # no CUDA), so no requirement can pull another build.
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 torch_version=${TORCH_VERSION:-2.13.0}
 extras=${EXTRAS:-}
+plain_first=${PLAIN_FIRST:-0}
 venv=${VENV:-$(mktemp -d)/venv}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -21,12 +23,12 @@ echo "[check_install] fresh venv $venv"
   || "$vpy" -m pip install -q "torch==${torch_version}" --index-url https://download.pytorch.org/whl/cpu
 constraint=$(mktemp)
 echo "torch==$("$vpy" -c 'import torch; print(torch.__version__.split("+")[0])')" > "$constraint"
-target="."
-[ -n "$extras" ] && target=".[${extras}]"
-echo "[check_install] pip install -e '$target'"
-"$vpy" -m pip install -q -c "$constraint" -e "$target"
-rm -f "$constraint"
+install() {  # pip install -e "$1" with torch pinned
+  echo "[check_install] pip install -e '$1'"
+  "$vpy" -m pip install -q -c "$constraint" -e "$1"
+}
 
+check() {
 # Every module of the package imports (optional extras are feature-detected inside functions).
 "$vpy" - <<'PY'
 import importlib
@@ -66,4 +68,27 @@ for s in $scripts; do
   n=$((n + 1))
 done
 echo "[check_install] $n console scripts answer --help"
+}
+
+if [ -n "$extras" ] && [ "$plain_first" = 1 ]; then
+  install .
+  check
+fi
+target="."
+[ -n "$extras" ] && target=".[${extras}]"
+install "$target"
+check
+rm -f "$constraint"
+
+# Each extra installs what its feature needs (checked by using it, not just by pip's word).
+for extra in ${extras//,/ }; do
+  case "$extra" in
+    metrics) "$vpy" -c "from pycocoevalcap.cider.cider import Cider; from pycocoevalcap.bleu.bleu import Bleu" ;;
+    hf) "$vpy" -c "import transformers; from transformers import AutoConfig, AutoTokenizer" ;;
+    dev) "$vpy" -m pytest --version >/dev/null && "$venv/bin/ruff" --version >/dev/null \
+           && "$vpy" -c "import pytest_timeout, sklearn" ;;
+    *) "$vpy" -c "import importlib.metadata as m; m.distribution('toolkit')" ;;
+  esac || { echo "[check_install] extra [$extra] does not work" >&2; exit 1; }
+  echo "[check_install] extra [$extra] works"
+done
 echo "[check_install] OK"
