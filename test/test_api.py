@@ -66,7 +66,7 @@ def test_zero_shot_result(model, tone_data):
     files = clips(tone_data)[:4]
     r = model.zero_shot(files, PITCHES, template="a {label} tone")
     assert r.probs.shape == (4, 3) and torch.allclose(r.probs.sum(1), torch.ones(4))
-    assert r.templates == ["a {label} tone"] and len(r.templates_hash) == 12
+    assert r.templates == ["a {label} tone"] and len(r.prompts_hash) == 12
     assert r.top(0) in PITCHES
     with pytest.raises(ValueError, match="needs \\{label\\}"):
         model.zero_shot(files, PITCHES, template="a tone")
@@ -101,6 +101,10 @@ def test_zero_shot_cli_equals_the_evaluation_stage(run_dir, tone_data, tmp_path)
     }
     acc = 100 * np.mean([got[p] == truth[p] for p in files])
     assert acc == pytest.approx(ev, abs=1e-6)
+    # the same prompt set is named by the same hash in the evaluation rows and the API
+    row = next(r for r in rows if r["task"] == "sound_pitch" and r["model"] == "pretrained")
+    api = toolkit.load(run_dir).zero_shot(files[:1], PITCHES, template="a {label} tone")
+    assert row["prompts_hash"] == api.prompts_hash
 
 
 def test_zero_shot_cli_folder_json_and_skips(run_dir, tone_data, tmp_path, capsys):
@@ -114,7 +118,7 @@ def test_zero_shot_cli_folder_json_and_skips(run_dir, tone_data, tmp_path, capsy
     cap = capsys.readouterr()
     recs = [json.loads(x) for x in cap.out.splitlines()]
     assert len(recs) == 3 and all(r["top"] in ("low", "high") for r in recs)
-    assert {"templates_hash", "model_id", "low", "high", "prob"} <= set(recs[0])
+    assert {"prompts_hash", "model_id", "low", "high", "prob"} <= set(recs[0])
     assert "done: 3 files, 1 skipped" in cap.err and "broken.wav" in cap.err
     with pytest.raises(ConfigError, match="--labels"):
         zeroshot_main(["--model", str(run_dir), str(folder)])

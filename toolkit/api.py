@@ -18,7 +18,6 @@ and whatever the batch.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,12 @@ from torch import Tensor
 
 from toolkit.audio import mono_at, read_audio
 from toolkit.config import ConfigError
-from toolkit.evaluate.zero_shot import DEFAULT_TEMPLATES, TaskPrompts, class_embeddings
+from toolkit.evaluate.zero_shot import (
+    DEFAULT_TEMPLATES,
+    TaskPrompts,
+    class_embeddings,
+    prompts_hash,
+)
 from toolkit.inference import DEFAULT_WINDOW, Embedding, Encoder
 from toolkit.runs import Run, open_run
 from toolkit.schema import data_config, eval_config
@@ -45,24 +49,20 @@ class ZeroShotResult:
     Attributes:
         probs: ``(N, C)`` softmax over labels of ``scale * cosine`` (the model's learned scale).
         scores: ``(N, C)`` cosine similarities with the template-averaged label embeddings.
-        labels: the C labels; ``templates``: the prompt templates; ``templates_hash``: SHA-1
-            prefix of the templates (one per line), to record beside reported numbers.
+        labels: the C labels; ``templates``: the prompt templates; ``prompts_hash``: the
+            prompt set's hash (:func:`toolkit.evaluate.zero_shot.prompts_hash`: templates and
+            class names), the same the ``zero_shot`` evaluator records beside its numbers.
     """
 
     probs: Tensor
     scores: Tensor
     labels: list[str]
     templates: list[str]
-    templates_hash: str
+    prompts_hash: str
 
     def top(self, i: int) -> str:
         """The best label of clip ``i``."""
         return self.labels[int(self.probs[i].argmax())]
-
-
-def templates_hash(templates: Sequence[str]) -> str:
-    """First 12 hex digits of the SHA-1 of the templates joined by newlines."""
-    return hashlib.sha1("\n".join(templates).encode()).hexdigest()[:12]
 
 
 class Model:
@@ -183,10 +183,12 @@ class Model:
         template: str | None = None,
         templates: Sequence[str] | None = None,
         sampling_rate: int | None = None,
+        class_names: dict[str, str] | None = None,
     ) -> ZeroShotResult:
         """Which of ``labels`` fits each clip. Each label is embedded through every template
         (``{label}`` replaced; default: the evaluation's five templates) and the embeddings
-        averaged, exactly as the ``zero_shot`` evaluator does."""
+        averaged, exactly as the ``zero_shot`` evaluator does. ``class_names`` maps a label to
+        the name used in its prompts (a recipe's ``<task>.classes.tsv``)."""
         if template is not None and templates is not None:
             raise ValueError("give template= or templates=, not both")
         tpl = [template] if template is not None else list(templates or DEFAULT_TEMPLATES)
@@ -197,10 +199,12 @@ class Model:
         if not labels:
             raise ValueError("zero_shot needs at least one label")
         audio_emb = self.embed_audio(audio, sampling_rate, "joint")
-        cls = class_embeddings(self.embed_text, "", labels, TaskPrompts(tpl))
+        prompts = TaskPrompts(tpl, dict(class_names or {}))
+        cls = class_embeddings(self.embed_text, "", labels, prompts)
         scores = audio_emb @ cls.t()
         probs = torch.softmax(self._scale() * scores, dim=-1)
-        return ZeroShotResult(probs, scores, labels, tpl, templates_hash(tpl))
+        names = {lab: prompts.name_of(lab) for lab in labels}
+        return ZeroShotResult(probs, scores, labels, tpl, prompts_hash(tpl, names))
 
     def _scale(self) -> float:
         obj = getattr(self.objective, "contrastive", self.objective)
@@ -286,4 +290,4 @@ def load(
 from_pretrained = load  # the name Hugging Face / open_clip users look for
 
 
-__all__ = ["Model", "ZeroShotResult", "from_pretrained", "load", "templates_hash"]
+__all__ = ["Model", "ZeroShotResult", "from_pretrained", "load"]

@@ -17,7 +17,12 @@ import logging
 from toolkit.bin.common import run_cli
 from toolkit.bin.use_common import add_model_args, run_over_files
 from toolkit.config import ConfigError
-from toolkit.evaluate.zero_shot import DEFAULT_TEMPLATES, load_prompt_file, task_prompts
+from toolkit.evaluate.zero_shot import (
+    DEFAULT_TEMPLATES,
+    load_prompt_file,
+    prompts_hash,
+    task_prompts,
+)
 from toolkit.utils.logging import setup_logging
 
 log = logging.getLogger("toolkit.zeroshot")
@@ -35,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("inputs", nargs="+", metavar="FILES|DIR")
     args = p.parse_args(argv)
     setup_logging(None)
-    from toolkit.api import load, templates_hash
+    from toolkit.api import load
 
     if bool(args.labels) == bool(args.labels_file):
         raise ConfigError("give --labels a,b,c or --labels-file FILE (one of them)")
@@ -58,13 +63,17 @@ def main(argv: list[str] | None = None) -> int:
         names = {lab: prompts.name_of(lab) for lab in labels}
     model = load(args.model, device=args.device)
     log.info(
-        "templates (sha1 %s): %s; model %s", templates_hash(templates), templates, model.model_id
+        "prompts %s (templates %s, class names %s); model %s",
+        prompts_hash(templates, names),
+        templates,
+        names,
+        model.model_id,
     )
 
     def results(paths: list[str], audio: list) -> list[dict]:
         res = model.zero_shot(
-            audio, [names[x] for x in labels], templates=templates,
-            sampling_rate=model.sampling_rate,
+            audio, labels, templates=templates, sampling_rate=model.sampling_rate,
+            class_names=names,
         )  # fmt: skip
         out = []
         for i, path in enumerate(paths):
@@ -72,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             top = max(range(len(labels)), key=lambda j: (probs[j], -j))
             rec = {"path": path, "top": labels[top], "prob": probs[top], **dict(zip(labels, probs))}
             if args.json:
-                rec.update(templates_hash=res.templates_hash, model_id=model.model_id)
+                rec.update(prompts_hash=res.prompts_hash, model_id=model.model_id)
             out.append(rec)
         return out
 

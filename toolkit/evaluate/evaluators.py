@@ -31,6 +31,7 @@ from toolkit.evaluate.zero_shot import (
     class_embeddings,
     load_class_names,
     load_prompt_file,
+    prompts_hash,
     task_prompts,
     zero_shot_accuracy,
     zero_shot_map,
@@ -216,6 +217,9 @@ class ZeroShot:
                     "metric": metric,
                     "value": value,
                     "chance": chance,
+                    "prompts_hash": prompts_hash(
+                        prompts.templates, {c: prompts.name_of(c) for c in classes}
+                    ),
                 }
             )
         return rows

@@ -140,6 +140,16 @@ def task_prompts(
     return TaskPrompts(templates, classes, ", ".join(sources), digest)
 
 
+def prompts_hash(templates: Sequence[str], class_names: dict[str, str] | None = None) -> str:
+    """First 12 hex digits of the SHA-1 of the templates (one per line) and the label → class
+    name table (``label<TAB>name`` lines, sorted): names the prompt set behind a zero-shot
+    number (recorded by the evaluator and the model API / CLI)."""
+    text = "\n".join(templates)
+    if class_names:
+        text += "\n\n" + "\n".join(f"{k}\t{v}" for k, v in sorted(class_names.items()))
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
 def build_prompts(task: str, class_name: str, templates: Sequence[str]) -> list[str]:
     """One prompt per template with ``{label}`` -> class_name and ``{task}`` -> task.
 
