@@ -281,3 +281,55 @@ def test_retrieval_evaluator_marks_label_captions():
     assert rows and all("sound_class" in r["not_meaningful"] for r in rows)
     es.captions = [["one"], ["two"], ["three"], ["four"]]
     assert not any(r.get("not_meaningful") for r in Retrieval()("m", {"test": es}, text_fn))
+
+
+@pytest.mark.timeout(900)
+def test_adapt_an_exported_model_reports_before_and_after(trained, tmp_path):
+    """--adapt: continue pretraining an exported model on new data (a CSV listing), then one
+    before/after table on that data and on the first run's data (forgetting)."""
+    assert trained["res"].returncode == 0, "the training run failed"
+    first = trained["folder"]
+    export = tmp_path / "exported"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "toolkit.bin.export",
+        str(first / "exp" / "contrastive"),
+        str(export),
+    ]
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    clips = tmp_path / "clips"
+    with open(clips.mkdir() or clips / "listing.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label"])
+        for k, label in enumerate(LABELS):
+            for i in range(6):
+                _write(clips / f"{label}{i}.wav", label, 1.0, 16000, 1, {}, 700 + 10 * k + i)
+                w.writerow([f"{label}{i}.wav", label])
+    task = tmp_path / "first_data.yaml"  # the data the model was first trained on
+    d = first / "data"
+    probe_only = "eval: {baselines: [], evaluators: [{name: probe}]}\n"
+    task.write_text(
+        f"data: {{train: {d}/cuts_train.jsonl.gz, dev: {d}/cuts_dev.jsonl.gz, "
+        f"test: {d}/cuts_test.jsonl.gz}}\n" + probe_only
+    )
+    (tmp_path / "probe_only.yaml").write_text(probe_only)
+    folder = _recipe_copy(tmp_path / "second")
+    train_args = "train.max_steps=3 train.save_every=3 data.max_duration=20 data.num_workers=0"
+    res = _run(
+        folder, "--adapt", str(export), "--stage", "0", "--stop-stage", "5",
+        "--data-args", f"{clips / 'listing.csv'} --task sound_class",
+        "--train-args", f"{train_args} train.progress=false", "--eval-tasks", str(task),
+        "--eval-config", str(tmp_path / "probe_only.yaml"), timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "[stage 2] skip: --adapt" in res.stdout and "[stage 3] skip: --adapt" in res.stdout
+    run = folder / "exp" / "adapt_exported"
+    log = (run / "train.log").read_text()
+    assert f"continuing from {export}" in log and "0 missing, 0 unexpected" in log
+    for sub in ("eval", "eval_before", "eval_first_data", "eval_before_first_data"):
+        assert (run / sub / "results.csv").is_file(), sub
+    table = (run / "before_after.md").read_text()
+    assert "| own data | probe (mean pool) | sound_class | acc |" in table
+    assert "| first_data | probe (mean pool) | sound_class | acc |" in table

@@ -113,3 +113,23 @@ def test_wrong_checkpoints_fail_loudly(tmp_path):
     # an icefall checkpoint without its hyper-parameters: named, with the fix
     with pytest.raises((ConfigError, CheckpointError), match="icefall_pretrained.pt"):
         open_run(TINY / "icefall_pretrained.pt")
+
+
+def test_continue_pretraining_from_a_released_encoder(tone_data, io):
+    """toolkit.bin.train --init-model with an encoder-only release: the release's frontend and
+    encoder replace the recipe's, its weights load, the objective starts fresh."""
+    from toolkit.config import load_config
+    from toolkit.model import build_model, build_tokenizer
+    from toolkit.runs import continue_from, load_into
+
+    recipe = load_config(Path(__file__).resolve().parent.parent / "egs/demo/conf/pretrain.yaml")
+    recipe["tokenizer"]["model"] = str(tone_data["spm"])
+    run = open_run(TINY / "model")
+    cfg = continue_from(run, recipe)
+    assert cfg["encoder"]["name"] == "zipformer" and "stats_file" not in cfg["frontend"]
+    assert cfg["objective"] == recipe["objective"]  # the release has none: the recipe's
+    model = build_model(cfg, build_tokenizer(cfg), init_weights=False)
+    report = load_into(run, model)
+    assert not any(k.startswith("encoder.") for k in report.missing)
+    assert report.missing and all(k.startswith(("objective.", "frontend.")) for k in report.missing)
+    reproduce(model.encoder, io)

@@ -56,6 +56,8 @@ FILE_KEYS = ("frontend.stats_file", "tokenizer.model")
 FOLDER_KEYS = ("tokenizer.path",)
 DATA_KEYS = ("data.train", "data.dev", "data.test")
 RELEASE_KINDS = ("auden", "icefall")
+# The sections a model brings when training continues from it (they must match its weights).
+MODEL_SECTIONS = ("frontend", "encoder", "objective", "tokenizer")
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
@@ -260,6 +262,37 @@ class Run:
             raise ConfigError(f"{self.weights_path()}: no 'encoder.*' weights in the checkpoint")
         self.report = load_state(parts, weights, self.weights_path())
         return frontend, encoder, self.report
+
+
+def continue_from(run: Run, recipe: dict[str, Any]) -> dict[str, Any]:
+    """The config of a training run that continues from ``run``: the ``recipe`` config (data,
+    optimiser, schedule, training, evaluation) with ``run``'s model sections
+    (:data:`MODEL_SECTIONS` it has, files resolved) in place of the recipe's. An encoder-only
+    model (a released encoder) brings ``frontend`` and ``encoder``; the objective and tokenizer
+    then come from the recipe."""
+    cfg = copy.deepcopy(recipe)
+    for sec in MODEL_SECTIONS:
+        if run.config.get(sec):
+            cfg[sec] = copy.deepcopy(run.config[sec])
+    if isinstance(cfg.get("encoder"), dict):  # the run's weights replace any init_from
+        for key in ("init_from", "init_key_map", "init_strict"):
+            cfg["encoder"].pop(key, None)
+    return cfg
+
+
+def load_into(run: Run, model: nn.Module) -> LoadReport:
+    """Load ``run``'s weights into a freshly built model of :func:`continue_from`'s config:
+    strictly, except the parts an encoder-only model does not have (its objective; its
+    frontend's constants when it ships none), which keep their fresh values."""
+    weights = dict(run.weights())
+    allowed: list[str] = []
+    if not run.config.get("objective"):
+        allowed.append("objective.")
+    if not any(k.startswith("frontend.") for k in weights):
+        allowed.append("frontend.")
+    report = load_state(model, weights, run.weights_path(), tuple(allowed))
+    run.report = report
+    return report
 
 
 def check_vocab(model: nn.Module, weights: dict[str, Tensor], tokenizer: Any, run: Run) -> None:

@@ -19,6 +19,14 @@
 # instead: stages 1-4 are skipped (the model brings its own statistics and tokenizer) and stage 5
 # evaluates MODEL_DIR on the given train/dev/test manifests into $exp_dir/eval (never into
 # MODEL_DIR; the run's own evaluators unless --eval-config / --eval-args say otherwise).
+#
+# --adapt MODEL continues pretraining from MODEL (a training run, an exported model or a released
+# Auden/icefall encoder) on this recipe's data: stage 2 is skipped (the model keeps its feature
+# statistics), stage 3 too when the model has a tokenizer; stage 4 trains with
+# `toolkit.bin.train --init-model MODEL` (the model's frontend/encoder/objective/tokenizer and
+# weights; data, optimiser and schedule from --config / --train-args); stage 5 evaluates the
+# adapted run and MODEL the same way (eval/ and eval_before/, and per --eval-tasks task
+# eval_<task>/ and eval_before_<task>/: forgetting) and writes $exp_dir/before_after.md.
 set -eEuo pipefail
 trap 'echo "$0: failed (status $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
@@ -48,6 +56,7 @@ tag_exp_dir=""          # default: ${exp_dir}_tagging
 tag_args=""             # extra key=value overrides for the tagging stage
 model=""                # evaluate this run / exported model dir: stages 1-4 skipped, stage 5
                         # writes $exp_dir/eval from the manifests above
+adapt=""                # continue pretraining from this run / exported / released model (above)
 python=${PYTHON:-python3}
 launcher=""             # stage 4 training command instead of $python, e.g. (docs/training.md)
                         #   "torchrun --standalone --nproc-per-node 8"          (one node, 8 GPUs)
@@ -61,6 +70,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # see toolkit/bin/__init__.p
 
 cfg_args=(); for c in $config; do cfg_args+=(-c "$c"); done
 tag_cfg_args=(); for c in $tag_config; do tag_cfg_args+=(-c "$c"); done
+eval_cfg_args=(); for c in $eval_config; do eval_cfg_args+=(-c "$c"); done
 log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 done_or_forced() { [ "$force" = true ] || [ ! -e "$1" ]; }
@@ -91,6 +101,18 @@ if [ -n "$model" ]; then
       exit 1 ;;
   esac
   [ "$init" = none ] || { echo "$0: --init $init trains a model; it does not go with --model" >&2; exit 1; }
+fi
+adapt_tokenizer=no
+if [ -n "$adapt" ]; then
+  adapt=${adapt%/}
+  [ -e "$adapt" ] || { echo "$0: --adapt $adapt: no such run or model" >&2; exit 1; }
+  [ -z "$model" ] || { echo "$0: --adapt trains, --model only evaluates: give one of them" >&2; exit 1; }
+  [ "$init" = none ] || { echo "$0: --init $init does not go with --adapt (the model is the init)" >&2; exit 1; }
+  adapt_tokenizer=$($python -c 'import sys; from toolkit.runs import open_run
+print("yes" if open_run(sys.argv[1]).config.get("tokenizer") else "no")' "$adapt")
+  # the model's frontend statistics and (if it has one) tokenizer are kept: no overrides of them
+  paths=("${paths[@]:0:3}")
+  [ "$adapt_tokenizer" = no ] && [ "${tokenizer_name:-}" = sentencepiece ] && paths+=(tokenizer.model="$data_dir/spm.model")
 fi
 # yaml_list a,b → ['a', 'b'] (one path: 'a'): a manifest list as a dotted override value
 yaml_list() {
@@ -125,7 +147,9 @@ if run_stage 1; then
   log 1 "outputs: $data_dir/cuts_{train,dev,test}.jsonl.gz, $data_dir/stats.json"
 fi
 
-if run_stage 2; then
+if run_stage 2 && [ -n "$adapt" ]; then
+  log 2 "skip: --adapt $adapt keeps the model's feature statistics"
+elif run_stage 2; then
   if done_or_forced "$data_dir/fbank_stats.pt"; then
     log 2 "global feature mean/std"
     $python -m toolkit.bin.compute_stats "${cfg_args[@]}" --cuts "$data_dir/cuts_train.jsonl.gz" \
@@ -135,7 +159,9 @@ if run_stage 2; then
   fi
 fi
 
-if run_stage 3; then
+if run_stage 3 && [ "$adapt_tokenizer" = yes ]; then
+  log 3 "skip: --adapt $adapt keeps the model's tokenizer"
+elif run_stage 3; then
   if done_or_forced "$data_dir/spm.model"; then
     log 3 "SentencePiece tokenizer (vocab $vocab_size)"
     $python -m toolkit.bin.train_tokenizer --cuts "$data_dir/cuts_train.jsonl.gz" \
@@ -173,7 +199,8 @@ if run_stage 4; then
       [ -f "$train_sources" ] || { echo "$0: --train-sources $train_sources not found" >&2; exit 1; }
       train_cfg+=(-c "$train_sources"); train_paths=("${paths[@]:1}")  # data.train from the file
     fi
-    log 4 "pretrain → $exp_dir (resumes if interrupted)${train_sources:+; data.train from $train_sources}"
+    [ -n "$adapt" ] && train_cfg+=(--init-model "$adapt")
+    log 4 "pretrain → $exp_dir (resumes if interrupted)${train_sources:+; data.train from $train_sources}${adapt:+; continuing from $adapt}"
     ${launcher:-$python} -m toolkit.bin.train "${train_cfg[@]}" --exp-dir "$exp_dir" --resume "${train_paths[@]}" \
       "${init_args[@]}" $train_args
   else
@@ -195,7 +222,6 @@ if run_stage 5 && [ -n "$model" ]; then
   sources=$(echo "$train_manifests,$dev_manifests,$test_manifests" | tr , ' ')
   if [ "$force" = true ] || [ ! -e "$out/results.md" ] || newer_than "$out/results.md" "$model" $sources; then
     log 5 "evaluate --model $model (frozen encoder) on $train_manifests | $dev_manifests | $test_manifests → $out"
-    eval_cfg_args=(); for c in $eval_config; do eval_cfg_args+=(-c "$c"); done
     $python -m toolkit.bin.evaluate --exp-dir "$model" --out-dir "$out" "${eval_cfg_args[@]}" \
       data.train="$(yaml_list "$train_manifests")" data.dev="$(yaml_list "$dev_manifests")" \
       data.test="$(yaml_list "$test_manifests")" eval.num_workers="$nj" $eval_args
@@ -206,7 +232,6 @@ if run_stage 5 && [ -n "$model" ]; then
 elif run_stage 5; then
   if done_or_forced "$exp_dir/eval/results.md" || [ "$exp_dir/model.pt" -nt "$exp_dir/eval/results.md" ]; then
     log 5 "evaluate (frozen encoder) → $exp_dir/eval"
-    eval_cfg_args=(); for c in $eval_config; do eval_cfg_args+=(-c "$c"); done
     $python -m toolkit.bin.evaluate --exp-dir "$exp_dir" "${eval_cfg_args[@]}" \
       eval.num_workers="$nj" $eval_args
   else
@@ -223,5 +248,23 @@ elif run_stage 5; then
       log 5 "skip: $out/results.md is newer than the model"
     fi
   done
-  log 5 "results: $exp_dir/eval/results.md, results.csv, plot_metrics.png, plot_loss.png"
+  if [ -n "$adapt" ]; then  # the starting model on the same data and tasks, evaluated the same way
+    before_args=(--eval-from "$exp_dir" data.train="$data_dir/cuts_train.jsonl.gz"
+                 data.dev="$data_dir/cuts_dev.jsonl.gz" data.test="$data_dir/cuts_test.jsonl.gz")
+    if done_or_forced "$exp_dir/eval_before/results.md"; then
+      log 5 "evaluate the starting model $adapt the same way → $exp_dir/eval_before"
+      $python -m toolkit.bin.evaluate --exp-dir "$adapt" --out-dir "$exp_dir/eval_before" "${eval_cfg_args[@]}" \
+        "${before_args[@]}" eval.num_workers="$nj" $eval_args
+    fi
+    for task in $eval_tasks; do
+      name=$(basename "$task" .yaml)
+      if done_or_forced "$exp_dir/eval_before_$name/results.md"; then
+        log 5 "downstream task $name, starting model → $exp_dir/eval_before_$name"
+        $python -m toolkit.bin.evaluate --exp-dir "$adapt" -c "$task" --out-dir "$exp_dir/eval_before_$name" \
+          --eval-from "$exp_dir" --skip-missing eval.name="$name" eval.num_workers="$nj" $eval_args
+      fi
+    done
+    $python -m toolkit.bin.before_after "$exp_dir"
+  fi
+  log 5 "results: $exp_dir/eval/results.md, results.csv, plot_metrics.png, plot_loss.png${adapt:+, $exp_dir/before_after.md}"
 fi

@@ -31,12 +31,16 @@ init=none
 tag_config=conf/tagging.yaml
 tag_args=""
 model=""              # evaluate this run / exported model dir instead of training (stages 1-4 skipped)
+adapt=""              # continue pretraining from this run / exported / released model on this data
+eval_tasks=""         # other task configs evaluated in stage 5 (with --adapt: before and after)
 python=${PYTHON:-python3}
 . ../../utils/parse_options.sh
 export PYTHONPATH="$(cd ../.. && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 if [ -n "$model" ]; then
   model=${model%/}
   exp_dir=${exp_dir:-exp/eval_$(basename "$model")}
+elif [ -n "$adapt" ]; then
+  exp_dir=${exp_dir:-exp/adapt_$(basename "${adapt%/}")}
 else
   exp_dir=${exp_dir:-exp/contrastive}
 fi
@@ -89,4 +93,5 @@ fi
   --train-manifests "$train" --dev-manifests "$dev" --test-manifests "$test" \
   --data-dir data --exp-dir "$exp_dir" --config "$config" --vocab-size "$vocab_size" --nj "$nj" \
   --train-args "$train_args" --init "$init" --tag-config "$tag_config" --tag-args "$tag_args" \
-  --eval-args "$eval_args" --eval-config "$eval_config" --model "$model" --python "$python"
+  --eval-args "$eval_args" --eval-config "$eval_config" --model "$model" --python "$python" \
+  --adapt "$adapt" --eval-tasks "$eval_tasks"

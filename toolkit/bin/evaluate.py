@@ -28,7 +28,7 @@ import torch
 from lhotse import CutSet
 
 from toolkit.bin.common import run_cli
-from toolkit.config import ConfigError
+from toolkit.config import ConfigError, deep_merge, load_config
 from toolkit.data.sources import open_cuts, source_paths
 from toolkit.evaluate.embeddings import EmbeddingSet, extract
 from toolkit.evaluate.folds import average_rounds, fold_splits
@@ -180,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         help="exit quietly (status 0) when a manifest of the evaluation data is missing "
         "(task configs of corpora that were not prepared)",
     )
+    p.add_argument(
+        "--eval-from",
+        metavar="RUN",
+        help="take the eval: section of another run's config.yaml (under --config and the "
+        "overrides; e.g. to evaluate a model before and after adapting it the same way)",
+    )
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. eval.baselines=[]")
     args = p.parse_intermixed_args(argv)
     exp = Path(args.exp_dir)
@@ -187,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(out_dir / "evaluate.log")
     run = open_run(exp, configs=args.config, overrides=args.overrides)
     cfg = run.config
+    if args.eval_from:  # the other run's eval section, then this command's own on top
+        other = Path(args.eval_from) / "config.yaml"
+        if not other.is_file():
+            raise ConfigError(f"--eval-from: {other} not found")
+        mine = load_config(args.config, args.overrides).get("eval") or {}
+        cfg["eval"] = deep_merge(load_config(other).get("eval") or {}, mine)
     import_plugins(cfg.get("plugins"))
     check_top_level(cfg)
     dcfg, ecfg = data_config(cfg), eval_config(cfg)

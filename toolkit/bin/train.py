@@ -3,6 +3,9 @@
 Works under ``torchrun --nproc-per-node N`` (DDP). Writes ``config.yaml`` (resolved),
 ``checkpoints/``, ``tensorboard/``, ``train_log.csv``, ``train.log`` and ``model.pt`` into the
 experiment directory. ``--resume`` continues from the newest checkpoint bit-exactly.
+``--init-model MODEL`` continues pretraining from a trained, exported or released model: its
+frontend/encoder/objective/tokenizer sections and weights replace the config's
+(:func:`toolkit.runs.continue_from`; docs/released_checkpoints.md).
 """
 
 from __future__ import annotations
@@ -17,14 +20,14 @@ import torch
 
 from toolkit import distributed as D
 from toolkit.bin.common import add_config_args, config_from_args, run_cli
-from toolkit.config import ConfigError, dump_config
+from toolkit.config import ConfigError, apply_overrides, dump_config, load_config
 from toolkit.data.dataset import CaptionDataset
 from toolkit.data.streaming import train_loader
 from toolkit.layers import resolve_device
 from toolkit.model import build_model, build_tokenizer
-from toolkit.registry import OPTIMIZERS, SCHEDULERS
-from toolkit.runs import keep_files_with_run
-from toolkit.schema import data_config, train_config
+from toolkit.registry import OPTIMIZERS, SCHEDULERS, import_plugins
+from toolkit.runs import continue_from, keep_files_with_run, load_into, open_run
+from toolkit.schema import check_top_level, data_config, train_config
 from toolkit.train.checkpoint import list_checkpoints, save_atomic
 from toolkit.train.trainer import Trainer
 from toolkit.utils.logging import setup_logging
@@ -37,8 +40,21 @@ def main(argv: list[str] | None = None) -> int:
     add_config_args(p)
     p.add_argument("--exp-dir", required=True, help="experiment directory")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument(
+        "--init-model",
+        metavar="MODEL",
+        help="continue pretraining from a trained, exported or released model: its frontend, "
+        "encoder, objective and tokenizer (with its weights) replace the config's",
+    )
     args = p.parse_args(argv)
-    cfg = config_from_args(args)
+    init_run = open_run(args.init_model) if args.init_model else None
+    if init_run is not None:  # the model's sections, then the command line's overrides
+        cfg = continue_from(init_run, load_config(args.config))
+        apply_overrides(cfg, args.overrides, {})
+        import_plugins(cfg.get("plugins"))
+        check_top_level(cfg)
+    else:
+        cfg = config_from_args(args)
     exp = Path(args.exp_dir)
     dcfg, tcfg = data_config(cfg), train_config(cfg)
     seed = int(cfg.get("seed", 0))
@@ -63,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(cfg)
-    model = build_model(cfg, tokenizer).to(device)
+    model = build_model(cfg, tokenizer, init_weights=init_run is None)
+    if init_run is not None:
+        log.info("continuing from %s (%s)", init_run.dir, init_run.weights_path())
+        load_into(init_run, model)
+    model = model.to(device)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_enc = sum(p.numel() for p in model.encoder.parameters())
     log.info("model: %.2fM trainable parameters (encoder %.2fM)", n_params / 1e6, n_enc / 1e6)
