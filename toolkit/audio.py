@@ -134,6 +134,28 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return checked(audio, f"audio file '{path}'"), rec.sampling_rate
 
 
+def wav_missing_bytes(path: str | Path) -> int:
+    """For a RIFF/WAVE file: how many bytes of its ``data`` chunk, as its header declares it,
+    are missing from the file (a truncated download or copy; decoders read such a file as a
+    shorter one without complaint); 0 for a complete file or another format."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return 0
+            size = Path(path).stat().st_size
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return 0
+                length = int.from_bytes(chunk[4:8], "little")
+                if chunk[:4] == b"data":
+                    return max(0, f.tell() + length - size)
+                f.seek(length + (length & 1), 1)
+    except OSError:
+        return 0
+
+
 def read_cut(cut: Any) -> tuple[np.ndarray, int]:
     """A lhotse cut's audio at its own rate → ``(C, S)`` float32 and the rate.
 

@@ -207,19 +207,33 @@ def weighted_count(hashes: np.ndarray, weight: float) -> int:
 
 
 def training_audio(cut: Any, sampling_rate: int) -> Any:
-    """``cut`` as the training loader sees it: channels averaged (``load_mono``), resampled to
-    ``sampling_rate``; the id and supervisions are kept. Multi-channel cuts are scaled by
-    1/channels before Lhotse's downmix (which sums the channels and stores the sum as 16-bit
-    audio in memory: summing first would clip loud clips) and keep one copy of each
-    supervision (the downmix repeats them per channel)."""
-    if cut.num_channels > 1:
-        n = cut.num_channels
-        mono = cut.perturb_volume(1.0 / n, affix_id=False).to_mono(mono_downmix=True)
-        sups = [fastcopy(s, channel=0) for s in cut.supervisions]
-        cut = fastcopy(mono, id=cut.id, supervisions=sups)
-    if cut.sampling_rate != sampling_rate:
-        cut = cut.resample(sampling_rate)
-    return cut
+    """``cut`` as the training loader sees it: its audio read by the loader's own reader
+    (:func:`toolkit.data.dataset.load_mono`: channels averaged, resampled to
+    ``sampling_rate``) into an in-memory mono recording (float32 WAV bytes, so nothing is
+    rounded before the Shar encoder); the id and supervisions are kept (one copy each, channel
+    0), segment times relative to the cut as before."""
+    import io
+
+    import soundfile as sf
+    from lhotse import AudioSource, MonoCut, Recording
+
+    from toolkit.data.dataset import load_mono
+
+    audio = load_mono(cut, sampling_rate)
+    buf = io.BytesIO()
+    sf.write(buf, audio, sampling_rate, format="WAV", subtype="FLOAT")
+    rec = Recording(
+        id=cut.id,
+        sources=[AudioSource(type="memory", channels=[0], source=buf.getvalue())],
+        sampling_rate=sampling_rate,
+        num_samples=len(audio),
+        duration=len(audio) / sampling_rate,
+    )
+    sups = [fastcopy(s, channel=0, recording_id=cut.id) for s in cut.supervisions]
+    return MonoCut(
+        id=cut.id, start=0.0, duration=rec.duration, channel=0, recording=rec,
+        supervisions=sups, custom=cut.custom,
+    )  # fmt: skip
 
 
 def export_shar(

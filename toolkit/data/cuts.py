@@ -51,11 +51,16 @@ CAPTION_STYLES = ("tags", "short", "detailed", "speaking_style")
 DOMAINS = ("speech", "music", "sound", "mix")
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9]*_[a-z0-9_]+$")
 _WS = re.compile(r"\s+")
+_CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # ANSI + C0
+MAX_CAPTION_WORDS = 512  # longer captions are cut (tokenizers keep far fewer tokens anyway)
 
 
 def clean_caption(caption: str) -> str:
-    """Strip and collapse internal whitespace of one caption (``""`` for ``None``)."""
-    return _WS.sub(" ", caption or "").strip()
+    """Strip and collapse internal whitespace of one caption (``""`` for ``None``), remove
+    control characters and terminal escape sequences, and cut it to
+    :data:`MAX_CAPTION_WORDS` words."""
+    words = _WS.sub(" ", _CONTROL.sub("", caption or "")).strip().split(" ")
+    return " ".join(words[:MAX_CAPTION_WORDS])
 
 
 def clean_captions(captions: Iterable[str]) -> list[str]:

@@ -38,6 +38,7 @@ from lhotse import CutSet, Recording
 from lhotse.cut import Cut
 from tqdm import tqdm
 
+from toolkit.audio import reason
 from toolkit.data.cuts import caption_cut
 
 log = logging.getLogger(__name__)
@@ -103,15 +104,17 @@ def read_recording(path: Path | str | None, recording_id: str) -> Recording:
     ffmpeg where installed); any sample rate and channel count (resampled and downmixed at load).
 
     Raises:
-        SkipItem: ``missing`` (no such file), ``unreadable`` (header cannot be read) or ``empty``
-            (no samples).
+        SkipItem: ``missing`` (no such file), ``broken_link`` (a link to nothing or a link
+            loop), ``unreadable`` (header cannot be read) or ``empty`` (no samples).
     """
+    if path is not None and Path(path).is_symlink() and not Path(path).exists():
+        raise SkipItem("broken_link", f"{path}: a symbolic link to nothing (or a link loop)")
     if path is None or not Path(path).is_file():
         raise SkipItem("missing", str(path))
     try:
         rec = Recording.from_file(path, recording_id=recording_id)
-    except Exception as e:  # corrupt header, unsupported codec, no backend
-        raise SkipItem("unreadable", f"{path}: {type(e).__name__}: {e}".splitlines()[0]) from None
+    except Exception as e:  # corrupt header, unsupported codec, no backend, no permission
+        raise SkipItem("unreadable", f"{path}: {reason(e)}") from None
     if rec.num_samples <= 0 or rec.duration <= 0:
         raise SkipItem("empty", str(path))
     return rec

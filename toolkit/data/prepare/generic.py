@@ -39,6 +39,7 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
+from toolkit.audio import AudioLoadError, read_audio, wav_missing_bytes
 from toolkit.config import ConfigError
 from toolkit.data.cuts import DOMAINS, caption_cut, is_label_key
 from toolkit.data.prepare.common import (
@@ -85,12 +86,36 @@ def label_captions_for(labels: dict[str, Any], template: str) -> tuple[list[str]
 
 
 def _item_cuts(item: dict[str, Any], min_duration: float, max_duration: float,
-               segment_duration: float) -> list[Cut]:  # fmt: skip
+               segment_duration: float, check_audio: bool = False) -> list[Cut]:  # fmt: skip
     """Cuts of one listed file (or one listed segment), segmenting long files; a bad listing
-    row (``item["skip"]``: reason and detail) is skipped and counted here."""
+    row (``item["skip"]``: reason and detail) is skipped and counted here. The detail of a
+    skipped listing row starts with ``<listing>:<line>:``. ``check_audio`` decodes the file
+    and skips it as ``bad_audio`` when it cannot be decoded or holds NaN/Inf samples."""
+    try:
+        return _cuts_of(item, min_duration, max_duration, segment_duration, check_audio)
+    except SkipItem as e:
+        if item.get("where") and not e.detail.startswith(item["where"]):
+            raise SkipItem(e.reason, f"{item['where']}: {e.detail}") from None
+        raise
+
+
+def _cuts_of(item: dict[str, Any], min_duration: float, max_duration: float,
+             segment_duration: float, check_audio: bool) -> list[Cut]:  # fmt: skip
     if "skip" in item:
         raise SkipItem(*item["skip"])
     rec = read_recording(item["path"], item["id"])
+    if check_audio:
+        try:
+            audio, sr = read_audio(item["path"])
+        except AudioLoadError as e:
+            raise SkipItem("bad_audio", str(e).replace("cannot read audio file ", "")) from None
+        missing = wav_missing_bytes(item["path"])
+        if missing:
+            raise SkipItem(
+                "truncated",
+                f"{item['path']}: {missing} bytes of the data chunk its header declares are "
+                f"missing (a truncated copy; {audio.shape[-1] / sr:.3f} s are left)",
+            )
     start = float(item.get("start") or 0.0)
     end = item.get("end")
     end = rec.duration if end in (None, "") else min(float(end), rec.duration)
@@ -132,12 +157,14 @@ def _write_splits(
     max_duration: float,
     segment_duration: float,
     force: bool,
+    check_audio: bool = False,
 ) -> dict[str, CutSet]:
     fn = functools.partial(
         _item_cuts,
         min_duration=min_duration,
         max_duration=max_duration,
         segment_duration=segment_duration,
+        check_audio=check_audio,
     )
     return prepare_splits(
         name,
@@ -328,6 +355,7 @@ def prepare_folder(
     segment_duration: float = 10.0,
     num_jobs: int = 1,
     force: bool = False,
+    check_audio: bool = False,
 ) -> dict[str, CutSet]:
     """Labelled folder tree (``<label>/**/<audio>``) → ``<name>_cuts_{train,dev,test}``.
 
@@ -344,12 +372,14 @@ def prepare_folder(
             name without a segment/take marker). A group never straddles two splits.
         label_captions: give each clip captions made from its label.
         caption_template: the sentence caption, ``{label}`` replaced by the readable label.
+        check_audio: decode every file once; skip it as ``bad_audio`` when it cannot be
+            decoded or holds NaN/Inf samples (otherwise only headers are read here).
     """
     root = Path(corpus_dir)
     check_domain(domain)
     task = check_task(task or f"{domain}_class")
-    files = sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    files = sorted(  # broken links and link loops too: reported, not silently passed over
+        p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_dir()
     )
     if not files:
         raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {root}")
@@ -406,7 +436,7 @@ def prepare_folder(
         )
     return _write_splits(
         {s: v for s, v in by_split.items() if v}, name, output_dir, num_jobs, min_duration,
-        max_duration, segment_duration, force,
+        max_duration, segment_duration, force, check_audio,
     )  # fmt: skip
 
 
@@ -548,6 +578,7 @@ def prepare_listing(
     segment_duration: float = 10.0,
     num_jobs: int = 1,
     force: bool = False,
+    check_audio: bool = False,
 ) -> dict[str, CutSet]:
     """CSV/TSV/JSONL listing (``path, caption(s), label(s), start, end, split``) → manifests.
 
@@ -592,6 +623,7 @@ def prepare_listing(
     return _write_splits(
         {s: _listing_items(**opts, plan=plan, only_split=s, splits=splits) for s in splits},
         name, output_dir, num_jobs, min_duration, max_duration, segment_duration, force,
+        check_audio,
     )  # fmt: skip
 
 
@@ -661,7 +693,11 @@ def _listing_items(
     ``group`` and ``stratum`` (label); with it, the planned split. A bad row
     (:func:`iter_listing`) becomes an item ``{"path": "<listing>:<line>", "skip": (reason,
     detail), "split": ...}`` in its row's split (when it can be read and is one of ``splits``),
-    else in the first of ``splits``."""
+    else in the first of ``splits``. A row naming the same file (and segment) as an earlier row
+    is skipped as ``duplicate``; an explicit ``id`` given twice for different files as
+    ``duplicate_id``; two files with the same stem get distinct ids."""
+    first_line: dict[tuple, int] = {}  # (path, start, end) -> line
+    id_owner: dict[str, tuple] = {}  # cut id -> (path, start, end)
     for n, row, problem in iter_listing(listing, required=("path",)):
         if problem is not None:
             split = _SPLIT_ALIASES.get(str((row or {}).get("split") or "").lower())
@@ -699,17 +735,36 @@ def _listing_items(
         if start not in (None, "") and not row.get("id"):
             base = f"{base}_{float(start):.2f}"
         split = _SPLIT_ALIASES.get(str(row.get("split") or "").lower())
+        key = (str(path), str(start or ""), str(end or ""))
+        cid = f"{name}_{_safe_id(base)}"
+        dup = None
+        if key in first_line:
+            dup = ("duplicate", f"{path}: the same file as line {first_line[key]}")
+        elif cid in id_owner and row.get("id"):
+            dup = (
+                "duplicate_id",
+                f"id {row['id']!r} already used at line {first_line[id_owner[cid]]}",
+            )
+        elif cid in id_owner:  # another file with the same stem: a distinct id
+            cid = f"{cid}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+        if dup is None:
+            first_line[key], id_owner[cid] = n, key
         if plan is None:
             stratum = str(labels.get(task or f"{dom}_label", next(iter(labels.values()), "")))
-            yield {"split": split, "group": group, "stratum": stratum}
+            if dup is None:
+                yield {"split": split, "group": group, "stratum": stratum}
             continue
         if split is None or (split == "train" and plan.get(group) == "dev"):
             split = plan.get(group) or split or "train"
         if only_split is not None and split != only_split:
             continue
+        if dup is not None:
+            yield {"path": str(path), "skip": dup, "split": split, "where": f"{listing.name}:{n}"}
+            continue
         yield (
             {
-                "id": f"{name}_{_safe_id(base)}",
+                "id": cid,
+                "where": f"{listing.name}:{n}",
                 "path": str(path),
                 "captions": [str(c) for c in caps],
                 "styles": styles,
