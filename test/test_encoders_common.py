@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toolkit.registry import ENCODERS, _load_builtin_plugins
+from toolkit.registry import ENCODERS
 
-_load_builtin_plugins()
+ENCODERS.load_builtins()
 
 INPUT_DIM = 32
 TINY = {

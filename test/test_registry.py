@@ -49,3 +49,22 @@ def test_out_of_tree_plugin(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="cannot import plugin module 'no_such_mod'"):
         import_plugins(["no_such_mod"])
     sys.modules.pop("my_objective", None)
+
+
+def test_a_lookup_imports_only_its_own_kind():
+    """An objective lookup imports the objective (and what objectives build) but never the
+    evaluators or the language models; each kind loads its built-ins on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from toolkit.registry import OBJECTIVES\n"
+        "assert 'contrastive' in OBJECTIVES.names()\n"
+        "bad = [m for m in sys.modules if m.startswith(('toolkit.evaluate', 'toolkit.lm'))]\n"
+        "assert not bad, bad\n"
+        "from toolkit.registry import EVALUATORS\n"
+        "assert 'zero_shot' in EVALUATORS.names() and 'toolkit.evaluate.evaluators' in sys.modules\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -26,11 +26,25 @@ T = TypeVar("T")
 
 
 class Registry:
-    """A name → class table for one plugin kind (e.g. ``encoder``)."""
+    """A name → class table for one plugin kind (e.g. ``encoder``).
 
-    def __init__(self, kind: str) -> None:
+    ``sources``: the built-in modules (or packages: every module in them) whose import
+    registers this kind's plugins; they are imported on the first lookup of this kind only, so
+    an objective lookup never imports the evaluators."""
+
+    def __init__(self, kind: str, sources: Iterable[str] = ()) -> None:
         self.kind = kind
+        self.sources = tuple(sources)
         self._table: dict[str, Callable[..., Any]] = {}
+        self._loaded = False
+
+    def load_builtins(self) -> None:
+        """Import this kind's built-in plugin modules (once)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        for mod in _expand(self.sources):
+            importlib.import_module(mod)
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator registering ``cls`` under ``name``; a duplicate name is an error."""
@@ -47,12 +61,12 @@ class Registry:
 
     def names(self) -> list[str]:
         """Sorted registered names."""
-        _load_builtin_plugins()
+        self.load_builtins()
         return sorted(self._table)
 
     def get(self, name: str, key: str = "") -> Callable[..., Any]:
         """The class registered as ``name``; ``key`` is the dotted config key for error messages."""
-        _load_builtin_plugins()
+        self.load_builtins()
         if name not in self._table:
             where = f"{key}.name" if key else "name"
             raise ConfigError(
@@ -88,8 +102,13 @@ class Registry:
         kwargs = {k: v for k, v in cfg.items() if k != "name"}
         return cls(**kwargs, **{k: v for k, v in extra.items() if k in params})
 
+    def items(self) -> list[tuple[str, Callable[..., Any]]]:
+        """Sorted ``(name, class)`` pairs of every registered plugin."""
+        self.load_builtins()
+        return sorted(self._table.items())
+
     def __contains__(self, name: str) -> bool:
-        _load_builtin_plugins()
+        self.load_builtins()
         return name in self._table
 
     def __repr__(self) -> str:
@@ -139,17 +158,31 @@ def validate_kwargs(
             raise ConfigError(f"{locate(key)}{full}: required key missing for {what}")
 
 
-FRONTENDS = Registry("frontend")
-AUGMENTATIONS = Registry("augmentation")
-ENCODERS = Registry("encoder")
-TEXT_ENCODERS = Registry("text_encoder")
-TOKENIZERS = Registry("tokenizer")
-OBJECTIVES = Registry("objective")
-DECODERS = Registry("decoder")
-OPTIMIZERS = Registry("optimizer")
-SCHEDULERS = Registry("scheduler")
-EVALUATORS = Registry("evaluator")
-LANGUAGE_MODELS = Registry("language_model")
+# Each kind's built-in plugins: packages (every module in them is imported, so a new built-in
+# plugin is one file with a ``register`` line) or single modules living beside other code.
+FRONTENDS = Registry("frontend", ["toolkit.frontends"])
+AUGMENTATIONS = Registry("augmentation", ["toolkit.frontends"])
+ENCODERS = Registry("encoder", ["toolkit.encoders"])
+TEXT_ENCODERS = Registry("text_encoder", ["toolkit.text"])
+TOKENIZERS = Registry("tokenizer", ["toolkit.text"])
+OBJECTIVES = Registry("objective", ["toolkit.objectives"])
+DECODERS = Registry("decoder", ["toolkit.decoders"])
+OPTIMIZERS = Registry("optimizer", ["toolkit.train.optim", "toolkit.train.scaled_adam"])
+SCHEDULERS = Registry("scheduler", ["toolkit.train.scheduler"])
+EVALUATORS = Registry(
+    "evaluator",
+    [
+        "toolkit.evaluate.evaluators",
+        "toolkit.evaluate.captioning",
+        "toolkit.evaluate.probes",
+        "toolkit.evaluate.qa",
+        "toolkit.evaluate.text_alignment",
+    ],
+)
+LANGUAGE_MODELS = Registry("language_model", ["toolkit.lm"])
+# Corpus recipes (``prepare_<corpus>(corpus_dir, output_dir, ...)``, registered with
+# ``toolkit.data.prepare.common.register_corpus``); not a config section, so not in ALL_REGISTRIES.
+CORPORA = Registry("corpus", ["toolkit.data.prepare"])
 
 ALL_REGISTRIES = {
     r.kind: r
@@ -168,51 +201,31 @@ ALL_REGISTRIES = {
     )
 }
 
-# Packages holding nothing but plugin modules: every module in them is imported, so a new
-# built-in plugin is one file with a ``register`` line (no list to edit).
-BUILTIN_PLUGIN_PACKAGES = (
-    "toolkit.frontends",
-    "toolkit.encoders",
-    "toolkit.decoders",
-    "toolkit.objectives",
-    "toolkit.text",
-    "toolkit.lm",
-)
-# Plugin modules living beside non-plugin code.
-BUILTIN_PLUGIN_MODULES = (
-    "toolkit.train.optim",
-    "toolkit.train.scaled_adam",
-    "toolkit.train.scheduler",
-    "toolkit.evaluate.evaluators",
-    "toolkit.evaluate.captioning",
-    "toolkit.evaluate.probes",
-    "toolkit.evaluate.qa",
-    "toolkit.evaluate.text_alignment",
-)
-_loaded = False
+
+def _expand(sources: Iterable[str]) -> list[str]:
+    """Module names of ``sources``: a package stands for every module in it."""
+    mods: list[str] = []
+    for src in sources:
+        module = importlib.import_module(src)
+        if hasattr(module, "__path__"):  # a package
+            mods += sorted(
+                f"{src}.{m.name}" for m in pkgutil.iter_modules(module.__path__) if not m.ispkg
+            )
+        else:
+            mods.append(src)
+    return mods
 
 
 def builtin_plugin_modules() -> list[str]:
-    """Every module whose import registers a built-in plugin."""
-    mods = []
-    for pkg in BUILTIN_PLUGIN_PACKAGES:
-        path = importlib.import_module(pkg).__path__
-        mods += sorted(f"{pkg}.{m.name}" for m in pkgutil.iter_modules(path) if not m.ispkg)
-    return mods + list(BUILTIN_PLUGIN_MODULES)
-
-
-def _load_builtin_plugins() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for mod in builtin_plugin_modules():
-        importlib.import_module(mod)
+    """Every module whose import registers a built-in plugin (all kinds)."""
+    seen: list[str] = []
+    for reg in ALL_REGISTRIES.values():
+        seen += [m for m in _expand(reg.sources) if m not in seen]
+    return seen
 
 
 def import_plugins(modules: list[str] | None, key: str = "plugins") -> None:
     """Import out-of-tree plugin modules named in a config's ``plugins:`` list."""
-    _load_builtin_plugins()
     for i, mod in enumerate(modules or []):
         try:
             importlib.import_module(mod)

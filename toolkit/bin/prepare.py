@@ -18,10 +18,8 @@ taken from the YAML's folder. ``names`` prints the corpora of a section that hav
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import logging
-import pkgutil
 import types
 import typing
 from pathlib import Path
@@ -29,22 +27,19 @@ from typing import Any
 
 import yaml
 
-import toolkit.data.prepare as prepare_pkg
 from toolkit.bin.common import run_cli
 from toolkit.config import ConfigError
-from toolkit.data.prepare.common import CORPORA, manifest_path
+from toolkit.data.prepare.common import manifest_path
+from toolkit.registry import CORPORA
 from toolkit.utils.logging import setup_logging
 
 log = logging.getLogger("toolkit.prepare")
-_NOT_CORPORA = {"common"}
 
 
 def load_corpus_modules() -> dict[str, Any]:
-    """Import every module of ``toolkit.data.prepare`` (each registers its corpus)."""
-    for info in pkgutil.iter_modules(prepare_pkg.__path__):
-        if not info.name.startswith("_") and info.name not in _NOT_CORPORA:
-            importlib.import_module(f"{prepare_pkg.__name__}.{info.name}")
-    return CORPORA
+    """``{name: prepare function}`` of every registered corpus (the ``corpus`` registry imports
+    every module of ``toolkit.data.prepare`` on first use)."""
+    return dict(CORPORA.items())
 
 
 def _scalar_type(ann: Any) -> Any:

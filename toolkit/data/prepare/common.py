@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from toolkit.audio import reason
 from toolkit.data.cuts import caption_cut
+from toolkit.registry import CORPORA
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ AUDIO_EXTENSIONS = (
     ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif", ".au",
 )  # fmt: skip
 PrepareFn = Callable[..., dict[str, CutSet]]
-CORPORA: dict[str, PrepareFn] = {}
 _SUMMARY_VERSION = 1
 
 
@@ -56,15 +56,12 @@ def register_corpus(name: str) -> Callable[[PrepareFn], PrepareFn]:
     """Decorator: register ``prepare_<name>(corpus_dir, output_dir, ...) -> {split: CutSet}``."""
 
     def wrap(fn: PrepareFn) -> PrepareFn:
-        if name in CORPORA and CORPORA[name] is not fn:
-            raise ValueError(f"corpus {name!r} is registered twice")
         params = list(inspect.signature(fn).parameters)
         if params[:2] != ["corpus_dir", "output_dir"]:
             raise TypeError(
                 f"prepare function of {name!r} must start with (corpus_dir, output_dir)"
             )
-        CORPORA[name] = fn
-        return fn
+        return CORPORA.register(name)(fn)
 
     return wrap
 
