@@ -15,7 +15,7 @@ import toolkit
 from toolkit.config import ConfigError
 from toolkit.inference import load_encoder
 from toolkit.runs import export_run, open_run
-from toolkit.train.checkpoint import CheckpointError
+from toolkit.weights import CheckpointError
 
 FIXTURE = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 TINY = FIXTURE / "auden_zipformer_tiny"
@@ -104,11 +104,14 @@ def test_wrong_checkpoints_fail_loudly(tmp_path):
     (empty / "model.safetensors").unlink()
     with pytest.raises(ConfigError, match=r"no_weights: no weights file \(looked for"):
         open_run(empty).audio_modules()
-    # a CLAP-style dir (text tower): named as unsupported, not mis-loaded
+    # a CLAP dir whose text tower's tokenizer files are not there: the files and the fix named
     clap = wrong_copy(tmp_path, "clap")
     cfg = json.loads((clap / "config.json").read_text())
-    (clap / "config.json").write_text(json.dumps({"model_type": "clap", "audio_config": cfg}))
-    with pytest.raises(ConfigError, match=r"model_type 'clap' is not supported"):
+    bert = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 100}  # fmt: skip
+    clap_cfg = {"model_type": "clap", "audio_encoder_config": cfg, "text_encoder_config": bert}
+    (clap / "config.json").write_text(json.dumps(clap_cfg))
+    with pytest.raises(ConfigError, match=r"(?s)clap.*tokenizer.*text_tower"):
         open_run(clap)
     # an icefall checkpoint without its hyper-parameters: named, with the fix
     with pytest.raises((ConfigError, CheckpointError), match="icefall_pretrained.pt"):

@@ -279,11 +279,16 @@ def load(
     window_seconds: float | None = None,
     overrides: Sequence[str] = (),
     icefall_hparams: str | Path | dict | None = None,
+    text_tower: str | Path | None = None,
 ) -> Model:
     """Load a model: a toolkit run dir, an exported model dir, a weights file inside one, an
-    Auden model dir (``config.json`` + weights), or an icefall checkpoint with
+    Auden model dir (``config.json`` + weights; a CLAP dir whose tokenizer files are elsewhere
+    takes ``text_tower=`` a local Hugging Face folder), or an icefall checkpoint with
     ``icefall_hparams`` (see :func:`toolkit.runs.open_run` / :func:`toolkit.runs.release_run`)."""
-    run = open_run(path, checkpoint, overrides=list(overrides), icefall_hparams=icefall_hparams)
+    run = open_run(
+        path, checkpoint, overrides=list(overrides), icefall_hparams=icefall_hparams,
+        text_tower=text_tower,
+    )  # fmt: skip
     return Model(run, device, window_seconds)
 
 

@@ -55,7 +55,7 @@ FILE_KEYS = ("frontend.stats_file", "tokenizer.model")
 # Config keys naming folders a loaded model needs (recorded with an absolute path, not copied).
 FOLDER_KEYS = ("tokenizer.path",)
 DATA_KEYS = ("data.train", "data.dev", "data.test")
-RELEASE_KINDS = ("auden", "icefall")
+RELEASE_KINDS = ("auden", "icefall", "auden-clap")
 # The sections a model brings when training continues from it (they must match its weights).
 MODEL_SECTIONS = ("frontend", "encoder", "objective", "tokenizer")
 
@@ -149,7 +149,11 @@ class Run:
         """The model weights (a checkpoint's EMA weights when it has them), read once."""
         if self._weights is None:
             raw = read_weights(self.weights_path())
-            if self.kind in RELEASE_KINDS:  # icefall / Auden layout → the toolkit's keys
+            if self.kind == "auden-clap":  # audio tower, text tower, heads → the toolkit's keys
+                from toolkit.objectives.clap_release import clap_state_dict
+
+                raw = dict(clap_state_dict(raw, self.info.get("release_config")))
+            elif self.kind in RELEASE_KINDS:  # icefall / Auden layout → the toolkit's keys
                 from toolkit.encoders.zipformer_release import release_state_dict
 
                 raw = {f"encoder.{k}": v for k, v in release_state_dict(raw).items()}
@@ -158,7 +162,8 @@ class Run:
 
     @property
     def kind(self) -> str:
-        """``run`` (a training run), ``export`` (toolkit-export), ``auden`` or ``icefall``."""
+        """``run`` (a training run), ``export`` (toolkit-export), ``auden``, ``auden-clap`` or
+        ``icefall``."""
         return str(self.info.get("kind", "run"))
 
     def resolve(self, value: str | Path) -> Path | None:
@@ -236,8 +241,12 @@ class Run:
             tokenizer = self.tokenizer()
         self.require("frontend", "objective")
         model = build_model(self.config, tokenizer, init_weights=False)
-        check_vocab(model, self.weights(), tokenizer, self)
-        self.report = load_state(model, self.weights(), self.weights_path(), allow_partial)
+        weights = dict(self.weights())
+        check_vocab(model, weights, tokenizer, self)
+        if not any(k.startswith("frontend.") for k in weights):  # released models ship no
+            # frontend constants (fbank filters): the frontend built from the config is used
+            weights.update({f"frontend.{k}": v for k, v in model.frontend.state_dict().items()})
+        self.report = load_state(model, weights, self.weights_path(), allow_partial)
         return model.eval()
 
     def audio_modules(self) -> tuple[nn.Module, nn.Module, LoadReport]:
@@ -365,7 +374,7 @@ def _stored_config(ckpt: Path | None) -> dict[str, Any] | None:
     """The ``config`` a toolkit ``model.pt``/checkpoint stores (for a lone weights file)."""
     if ckpt is None or ckpt.suffix != ".pt":
         return None
-    from toolkit.train.checkpoint import load_weights_only
+    from toolkit.weights import load_weights_only
 
     state = load_weights_only(ckpt)
     cfg = state.get("config") if isinstance(state, dict) else None
@@ -378,6 +387,7 @@ def open_run(
     configs: list[str | Path] | tuple = (),
     overrides: list[str] | tuple = (),
     icefall_hparams: str | Path | dict | None = None,
+    text_tower: str | Path | None = None,
 ) -> Run:
     """Open a run (see the module docstring) without loading weights yet.
 
@@ -389,9 +399,11 @@ def open_run(
         overrides: dotted overrides applied last.
         icefall_hparams: for an icefall checkpoint (``.pt`` with a ``model`` key): its
             ``zipformer/train.py`` options (a YAML file or a dict; see :func:`release_run`).
+        text_tower: for an Auden CLAP dir without its text tower's tokenizer files: a local
+            Hugging Face folder holding them (see :func:`release_run`).
     """
     if icefall_hparams is not None or _is_auden_dir(Path(path)):
-        return release_run(path, icefall_hparams, configs, overrides)
+        return release_run(path, icefall_hparams, configs, overrides, text_tower)
     run_dir, found_ckpt = find_run(path)
     ckpt = Path(checkpoint) if checkpoint else found_ckpt
     if ckpt is not None and not ckpt.is_file():
@@ -449,11 +461,17 @@ def release_run(
     icefall_hparams: str | Path | dict | None = None,
     configs: list[str | Path] | tuple = (),
     overrides: list[str] | tuple = (),
+    text_tower: str | Path | None = None,
 ) -> Run:
-    """A released encoder as a :class:`Run` (encoder only: ``frontend`` + ``encoder``).
+    """A released model as a :class:`Run`.
 
     * An Auden model directory: ``config.json`` with ``model_type: zipformer`` and its weights
-      (``model.safetensors``, ``pretrained.pt`` or ``pytorch_model.bin``).
+      (``model.safetensors``, ``pretrained.pt`` or ``pytorch_model.bin``): encoder only
+      (``frontend`` + ``encoder``).
+    * An Auden CLAP directory (``model_type: clap``): the Zipformer audio tower, the Hugging Face
+      text tower (built from its config; the tokenizer files from the directory, or from the
+      local folder ``text_tower``), the projections and the fixed temperature, as the
+      ``clap_release`` objective (:mod:`toolkit.objectives.clap_release`).
     * An icefall checkpoint (``pretrained.pt``, ``epoch-N.pt``: ``{"model": state_dict}``) with
       ``icefall_hparams``: the ``zipformer/train.py`` options it was trained with (a YAML file
       of option values such as ``encoder_dim: 192,256,384,512,384,256``, or a dict).
@@ -476,18 +494,22 @@ def release_run(
             cj = json.loads(cfg_file.read_text())
         except (OSError, ValueError) as e:
             raise ConfigError(f"{cfg_file}: cannot read ({e})") from e
-        kind_name = cj.get("model_type")
-        if kind_name != "zipformer":
-            raise ConfigError(
-                f"{cfg_file}: model_type {kind_name!r} is not supported (supported: 'zipformer' "
-                "encoders; CLAP-style Auden models with a text tower are not yet)"
+        from toolkit.objectives.clap_release import auden_clap_config, is_clap_config
+
+        if is_clap_config(cj):
+            own = {**auden_clap_config(cj, p, text_tower), "data": {"sampling_rate": 16000}}
+            cfg = apply_overrides(deep_merge(own, load_config(list(configs))), overrides, {})
+            info = {"kind": "auden-clap", "release_config": cj}
+            return Run(
+                p, cfg, copy.deepcopy(own), weights_file(p), None, info, config_file=cfg_file
             )
-        encoder, frontend, kind, run_dir = (
-            auden_encoder_config(cj),
-            release_frontend_config(cj),
-            "auden",
-            p,
-        )
+        if cj.get("model_type") != "zipformer":
+            raise ConfigError(
+                f"{cfg_file}: model_type {cj.get('model_type')!r} is not supported (supported: "
+                "Auden 'zipformer' encoders and 'clap' models)"
+            )
+        encoder, frontend = auden_encoder_config(cj), release_frontend_config(cj)
+        kind, run_dir = "auden", p
         weights = weights_file(p)
     else:
         if isinstance(icefall_hparams, dict):
@@ -515,7 +537,7 @@ def release_run(
 def _step_of_weights(path: Path) -> int | None:
     if path.suffix != ".pt":
         return None
-    from toolkit.train.checkpoint import load_weights_only
+    from toolkit.weights import load_weights_only
 
     state = load_weights_only(path)
     step = state.get("step") if isinstance(state, dict) else None

@@ -187,3 +187,47 @@ class HFTextEncoder(nn.Module):
             return hidden[:, 0]
         hidden = hidden * mask[..., None].to(hidden.dtype)
         return hidden.sum(1) / lens.clamp(min=1)[:, None].to(hidden.dtype)
+
+
+@TEXT_ENCODERS.register("hf_config")
+class HFConfigTextEncoder(HFTextEncoder):
+    """The ``hf`` text tower built from a Hugging Face config dict (``AutoConfig.for_model(
+    **config)`` + ``AutoModel.from_config``) instead of a model folder: randomly initialised,
+    for weights that come from a checkpoint (an Auden CLAP model's ``text_encoder.*``).
+    Pooling, freezing and ``forward`` are the ``hf`` tower's; the pooler is removed."""
+
+    def __init__(
+        self,
+        vocab_size: int | None,
+        config: dict[str, Any],
+        pooling: Literal["cls", "mean"] = "cls",
+        freeze: bool = False,
+        max_len: int = 512,
+    ) -> None:
+        nn.Module.__init__(self)
+        transformers = require_transformers("text_encoder 'hf_config'")
+        if pooling not in ("cls", "mean"):
+            raise ConfigError(f"text_encoder.pooling: unknown {pooling!r}; known: cls, mean")
+        if "model_type" not in config:
+            raise ConfigError("text_encoder.config: needs the model_type (e.g. bert)")
+        if vocab_size is None:
+            raise ConfigError("text_encoder 'hf_config' needs the run's tokenizer ({name: hf})")
+        kwargs = {k: v for k, v in config.items() if k != "model_type"}
+        hf_config = transformers.AutoConfig.for_model(str(config["model_type"]), **kwargs)
+        self.model = transformers.AutoModel.from_config(hf_config)
+        self.model.float()
+        if getattr(self.model, "pooler", None) is not None:
+            self.model.pooler = None
+        rows = self.model.get_input_embeddings().num_embeddings
+        if vocab_size > rows:
+            raise ConfigError(
+                f"text_encoder.config: the tokenizer has {vocab_size} ids but the model "
+                f"embeds {rows}; use the tokenizer saved with the model"
+            )
+        self.pooling = pooling
+        self.freeze = freeze
+        self.max_len = min(max_len, max_positions(self.model.config))
+        self.output_dim = int(self.model.config.hidden_size)
+        if freeze:
+            self.model.requires_grad_(False)
+            self.model.eval()
