@@ -17,7 +17,8 @@ from toolkit.config import dump_config
 from toolkit.inference import load_encoder
 from toolkit.registry import ENCODERS, FRONTENDS
 from toolkit.train.average import AverageError, average_checkpoints, select_checkpoints
-from toolkit.train.checkpoint import CheckpointError, rng_state, save_checkpoint
+from toolkit.train.checkpoint import rng_state, save_checkpoint
+from toolkit.weights import CheckpointError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,9 +16,10 @@ from toolkit.model import build_model, build_tokenizer
 from toolkit.runs import open_run
 from toolkit.schema import TrainConfig, train_config
 from toolkit.train.average import average_checkpoints
-from toolkit.train.checkpoint import list_checkpoints, load_weights_only, model_weights, save_atomic
+from toolkit.train.checkpoint import list_checkpoints, save_atomic
 from toolkit.train.ema import EMA
 from toolkit.train.trainer import Trainer
+from toolkit.weights import load_weights_only, model_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "egs" / "demo" / "conf" / "pretrain.yaml"

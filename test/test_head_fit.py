@@ -1,4 +1,4 @@
-"""The shared fit recipe of evaluation heads (toolkit.train.head_fit)."""
+"""The shared fit recipe of evaluation heads (toolkit.evaluate.heads.fit)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from toolkit.evaluate.heads.fit import SeededOrder, adamw_warmup_cosine, optimizer_step
 from toolkit.layers import resolve_device
-from toolkit.train.head_fit import SeededOrder, adamw_warmup_cosine, optimizer_step
 
 
 def test_seeded_order_covers_each_epoch_and_repeats():

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from toolkit.config import ConfigError
-from toolkit.lm.base import greedy_generate, left_pad
-from toolkit.lm.tiny import CharTokenizer, RunTokenizer, WordTokenizer
+from toolkit.evaluate.heads.lm.base import greedy_generate, left_pad
+from toolkit.evaluate.heads.lm.tiny import CharTokenizer, RunTokenizer, WordTokenizer
 from toolkit.registry import LANGUAGE_MODELS
 
 TEXTS = ["a dog barks twice.", "rain falls on a roof", "What sound is heard? dog bark"] * 4
@@ -102,7 +102,7 @@ def test_cache_file_is_reused_and_refreshed(tmp_path, caplog):
     path = str(tmp_path / "lm.pt")
     cfg = {**TINY, "steps": 5, "cache": path}
     first = LANGUAGE_MODELS.build(cfg, "lm", texts=TEXTS)
-    with caplog.at_level("INFO", logger="toolkit.lm.tiny"):
+    with caplog.at_level("INFO", logger="toolkit.evaluate.heads.lm.tiny"):
         again = LANGUAGE_MODELS.build(cfg, "lm", texts=TEXTS)
         assert "loaded from" in caplog.text and not hasattr(again, "pretrain_losses")
         for a, b in zip(first.state_dict().values(), again.state_dict().values()):

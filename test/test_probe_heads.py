@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toolkit.evaluate.probe_heads import (
+from toolkit.evaluate.heads.probe import (
     AttentionPoolHead,
     FrameBank,
     MeanPoolHead,

@@ -7,7 +7,7 @@ import torch
 
 from toolkit.config import ConfigError
 from toolkit.evaluate.embeddings import EmbeddingSet
-from toolkit.evaluate.probe_heads import Standardizer
+from toolkit.evaluate.heads.probe import Standardizer
 from toolkit.evaluate.retrieval import LOWER_IS_BETTER_METRICS
 from toolkit.evaluate.text_alignment import (
     ATTENTION_GROUP,

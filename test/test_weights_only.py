@@ -17,8 +17,8 @@ from toolkit.config import ConfigError, load_config
 from toolkit.inference import load_encoder
 from toolkit.model import build_tokenizer
 from toolkit.runs import open_run
-from toolkit.train.checkpoint import CheckpointError, list_checkpoints, load_weights_only
-from toolkit.weights import read_state_dict
+from toolkit.train.checkpoint import list_checkpoints
+from toolkit.weights import CheckpointError, load_weights_only, read_state_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -179,7 +179,7 @@ EVALUATORS = Registry(
         "toolkit.evaluate.text_alignment",
     ],
 )
-LANGUAGE_MODELS = Registry("language_model", ["toolkit.lm"])
+LANGUAGE_MODELS = Registry("language_model", ["toolkit.evaluate.heads.lm"])
 # Corpus recipes (``prepare_<corpus>(corpus_dir, output_dir, ...)``, registered with
 # ``toolkit.data.prepare.common.register_corpus``); not a config section, so not in ALL_REGISTRIES.
 CORPORA = Registry("corpus", ["toolkit.data.prepare"])

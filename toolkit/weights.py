@@ -19,11 +19,15 @@ loads the weights with :func:`load_init`. See docs/init_from.md.
 from __future__ import annotations
 
 import logging
+import pickle
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from torch import Tensor, nn
 
 from toolkit.config import ConfigError, check_type, locate
@@ -130,6 +134,73 @@ def split_init_keys(
     return rest, InitSpec(block["init_from"], dict(key_map), strict)
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written or read."""
+
+
+def _numpy_rng_globals() -> list[Any]:
+    """The NumPy globals that :func:`rng_state`'s NumPy state pickles (its MT19937 key is a
+    ``uint32`` array), under the names NumPy 2 (``numpy._core``) and NumPy 1 (``numpy.core``)
+    write: nothing that can run code."""
+    try:
+        from numpy._core.multiarray import _reconstruct  # NumPy >= 2
+    except ImportError:  # pragma: no cover - NumPy 1
+        from numpy.core.multiarray import _reconstruct
+    return [
+        (_reconstruct, "numpy._core.multiarray._reconstruct"),
+        (_reconstruct, "numpy.core.multiarray._reconstruct"),
+        np.ndarray,
+        np.dtype,
+        type(np.dtype(np.uint32)),  # numpy.dtypes.UInt32DType
+    ]
+
+
+def _load_error(path: Path, e: Exception) -> CheckpointError:
+    """One line naming the file and the reason (torch's messages run over several lines)."""
+    text = str(e)
+    m = re.search(r"(Unsupported global: GLOBAL \S+|Can only build [^\n]*)", text)
+    if m:
+        reason = f"{m.group(1)} (refused: loading it could run code from the file)"
+    else:
+        text = text.split("WeightsUnpickler error:")[-1]
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        reason = f"{lines[0] if lines else type(e).__name__} (not a checkpoint, or a damaged one)"
+    return CheckpointError(f"cannot read {path}: {reason}")
+
+
+def load_weights_only(path: Path) -> Any:
+    """``torch.load`` (to CPU) that never runs code from the file, for files of unknown origin.
+
+    ``weights_only=True`` first; a file that needs more globals (the toolkit's own checkpoints:
+    their RNG states hold NumPy arrays) is loaded again with only the NumPy types of
+    :func:`rng_state` allowed. Anything else (a pickled callable, a truncated or foreign file)
+    raises :class:`CheckpointError` naming the path and the reason."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e) and "Can only build" not in str(e):
+            raise _load_error(path, e) from e
+    except Exception as e:
+        raise _load_error(path, e) from e
+    try:
+        with torch.serialization.safe_globals(_numpy_rng_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise _load_error(path, e) from e
+
+
+def model_weights(state: dict[str, Any], source: Any = None) -> dict[str, Any]:
+    """The weights to evaluate in a checkpoint or ``model.pt``: its EMA (``"ema"``, written with
+    ``train.ema_decay``) when present, else ``"model"``. Logs which (naming ``source``)."""
+    use_ema = isinstance(state.get("ema"), dict)
+    log.info(
+        "%susing the %s weights",
+        f"{source}: " if source else "",
+        "EMA (train.ema_decay)" if use_ema else "model",
+    )
+    return state["ema"] if use_ema else state["model"]
+
+
 WEIGHT_FILES = ("model.safetensors", "model.pt", "pretrained.pt", "pytorch_model.bin")
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
@@ -163,8 +234,6 @@ def read_weights(path: str | Path) -> dict[str, Tensor]:
         ConfigError: naming the file: missing, or holding no weights.
         CheckpointError: naming the file: unreadable, truncated, or refused (pickled code).
     """
-    from toolkit.train.checkpoint import load_weights_only, model_weights
-
     p = Path(path)
     if p.is_dir():
         p = weights_file(p)
@@ -202,8 +271,6 @@ def read_weights(path: str | Path) -> dict[str, Tensor]:
 
 def read_state_dict(path: str | Path, config_key: str = "") -> dict[str, Tensor]:
     """:func:`read_weights` with errors prefixed by ``config_key`` and its location."""
-    from toolkit.train.checkpoint import CheckpointError
-
     where = f"{locate(config_key)}{config_key}: " if config_key else ""
     p = Path(path)
     if not p.exists():

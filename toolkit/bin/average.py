@@ -18,8 +18,8 @@ from pathlib import Path
 from toolkit.bin.common import run_cli
 from toolkit.config import ConfigError
 from toolkit.train.average import average_to_file, run_dir_of, select_checkpoints
-from toolkit.train.checkpoint import CheckpointError
 from toolkit.utils.logging import setup_logging
+from toolkit.weights import CheckpointError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 from toolkit.config import ConfigError, load_config
 from toolkit.registry import import_plugins
 from toolkit.schema import check_top_level
-from toolkit.train.checkpoint import CheckpointError
+from toolkit.weights import CheckpointError
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:

@@ -30,11 +30,11 @@ from toolkit.config import ConfigError
 from toolkit.decoders.generation import generate_text
 from toolkit.evaluate.captioning_metrics import METRICS, score_captions
 from toolkit.evaluate.embeddings import EmbeddingSet
+from toolkit.evaluate.heads.fit import SeededOrder, adamw_warmup_cosine, optimizer_step
 from toolkit.layers import resolve_device
 from toolkit.objectives.captioning import smoothed_token_ce
 from toolkit.registry import DECODERS, EVALUATORS
 from toolkit.text.tokenizer import pad_ids
-from toolkit.train.head_fit import SeededOrder, adamw_warmup_cosine, optimizer_step
 from toolkit.train.optim import decay_groups
 
 log = logging.getLogger(__name__)

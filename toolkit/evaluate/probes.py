@@ -1,7 +1,7 @@
 """The ``probe`` evaluator: mean- and attention-pooling probes trained on cached frames.
 
 For every label task of the train split (or the ``tasks`` listed), heads of
-:mod:`toolkit.evaluate.probe_heads` are trained on the train split's frame-level encoder outputs
+:mod:`toolkit.evaluate.heads.probe` are trained on the train split's frame-level encoder outputs
 (``extra["frames"]``; the encoder is frozen and never run again), the lr is chosen on dev and
 the test score is reported: accuracy for single-label tasks, macro mAP for multi-label tasks
 (a task is multi-label when its train labels are lists). See docs/evaluation_probes.md.
@@ -18,14 +18,14 @@ from torch import Tensor
 
 from toolkit.config import ConfigError
 from toolkit.evaluate.embeddings import EmbeddingSet
-from toolkit.evaluate.metrics import majority_share
-from toolkit.evaluate.probe_heads import (
+from toolkit.evaluate.heads.probe import (
     DEFAULT_LR_GRID,
     POOLINGS,
     ProbeResult,
     fit_probe,
     prepare_splits,
 )
+from toolkit.evaluate.metrics import majority_share
 from toolkit.registry import EVALUATORS
 
 log = logging.getLogger(__name__)

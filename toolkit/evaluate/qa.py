@@ -37,6 +37,8 @@ from torch import Tensor, nn
 from toolkit.config import ConfigError
 from toolkit.evaluate.captioning import pad_frames
 from toolkit.evaluate.embeddings import EmbeddingSet
+from toolkit.evaluate.heads.fit import SeededOrder, adamw_warmup_cosine, optimizer_step
+from toolkit.evaluate.heads.lm.base import CausalLM, greedy_generate
 from toolkit.evaluate.qa_data import (
     QAItem,
     QATemplates,
@@ -46,9 +48,7 @@ from toolkit.evaluate.qa_data import (
     write_qa_jsonl,
 )
 from toolkit.layers import lengths_to_mask, resolve_device
-from toolkit.lm.base import CausalLM, greedy_generate
 from toolkit.registry import EVALUATORS, LANGUAGE_MODELS
-from toolkit.train.head_fit import SeededOrder, adamw_warmup_cosine, optimizer_step
 from toolkit.train.optim import decay_groups
 
 log = logging.getLogger(__name__)

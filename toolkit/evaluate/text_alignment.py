@@ -42,13 +42,13 @@ from torch import Tensor, nn
 from toolkit.config import ConfigError
 from toolkit.evaluate.captioning import pad_frames
 from toolkit.evaluate.embeddings import EmbeddingSet
-from toolkit.evaluate.probe_heads import Standardizer
+from toolkit.evaluate.heads.fit import adamw_warmup_cosine, optimizer_step
+from toolkit.evaluate.heads.probe import Standardizer
 from toolkit.evaluate.retrieval import caption_queries, retrieval_metrics, retrieval_rows
 from toolkit.layers import AttentionPool, masked_mean, resolve_device
 from toolkit.objectives.contrastive import projection_head, symmetric_info_nce
 from toolkit.registry import EVALUATORS, TEXT_ENCODERS
 from toolkit.text.tokenizer import pad_ids
-from toolkit.train.head_fit import adamw_warmup_cosine, optimizer_step
 from toolkit.train.optim import decay_groups
 
 log = logging.getLogger(__name__)

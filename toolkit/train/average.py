@@ -21,12 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from toolkit.train.checkpoint import (
-    CheckpointError,
-    list_checkpoints,
-    load_weights_only,
-    save_atomic,
-)
+from toolkit.train.checkpoint import list_checkpoints, save_atomic
+from toolkit.weights import CheckpointError, load_weights_only
 
 log = logging.getLogger(__name__)
 _STEP_IN_NAME = re.compile(r"checkpoint-(\d+)\.pt$")

@@ -28,7 +28,6 @@ from toolkit import distributed as D
 from toolkit.data.sampling import rescale_position
 from toolkit.schema import TrainConfig
 from toolkit.train.checkpoint import (
-    CheckpointError,
     list_checkpoints,
     load_latest,
     rng_state,
@@ -36,6 +35,7 @@ from toolkit.train.checkpoint import (
     set_rng_state,
 )
 from toolkit.train.ema import EMA
+from toolkit.weights import CheckpointError
 
 log = logging.getLogger(__name__)
 

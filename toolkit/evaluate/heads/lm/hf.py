@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from toolkit.config import ConfigError
-from toolkit.lm.base import CausalLM, positions_from_mask
+from toolkit.evaluate.heads.lm.base import CausalLM, positions_from_mask
 from toolkit.registry import LANGUAGE_MODELS
 from toolkit.text.hf import check_model_dir, require_transformers
 

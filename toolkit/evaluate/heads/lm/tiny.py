@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from toolkit.config import ConfigError
-from toolkit.lm.base import CausalLM, positions_from_mask
+from toolkit.evaluate.heads.fit import SeededOrder, adamw_warmup_cosine, optimizer_step
+from toolkit.evaluate.heads.lm.base import CausalLM, positions_from_mask
 from toolkit.registry import LANGUAGE_MODELS
 from toolkit.text.tokenizer import pad_ids
-from toolkit.train.head_fit import SeededOrder, adamw_warmup_cosine, optimizer_step
 from toolkit.train.optim import decay_groups
 
 log = logging.getLogger(__name__)
@@ -364,7 +364,7 @@ class TinyLM(CausalLM):
 
 
 def _load_cache(path: str | None) -> dict[str, Any] | None:
-    from toolkit.train.checkpoint import load_weights_only
+    from toolkit.weights import load_weights_only
 
     if not path or not Path(path).is_file():
         return None
