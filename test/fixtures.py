@@ -61,6 +61,18 @@ def make_tone_corpus(
 REPO = Path(__file__).resolve().parent.parent
 
 
+def shared_fixture(name: str) -> Path:
+    """``<shared>/fixtures/<name>``, read in place: ``$TOOLKIT_SHARED_FIXTURES/<name>``, else the
+    checkout's ``../shared/fixtures/<name>``, else ``/work/shared/fixtures/<name>`` (a clean
+    clone made elsewhere, as CI does); the first that exists (else the second, missing)."""
+    places = [os.environ.get("TOOLKIT_SHARED_FIXTURES"), REPO.parent / "shared" / "fixtures",
+              Path("/work/shared/fixtures")]  # fmt: skip
+    for place in places:
+        if place and (Path(place) / name).is_dir():
+            return Path(place) / name
+    return REPO.parent / "shared" / "fixtures" / name
+
+
 def run_bench(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python bench/<script> args`` from the repository root on one thread; asserts exit 0
     (the output tails in the message otherwise) and returns the finished process."""

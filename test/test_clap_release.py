@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from fixtures import shared_fixture
 from torch import nn
 
 from toolkit.config import ConfigError
@@ -35,7 +36,7 @@ transformers = pytest.importorskip(
 )
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "auden_zipformer_tiny"
+FIXTURE = shared_fixture("auden_zipformer_tiny")
 TINY_ZIPFORMER = {  # = the fixture's config.json (an Auden ZipformerConfig.to_dict())
     "model_type": "zipformer",
     "feature_dim": 80,

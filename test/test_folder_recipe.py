@@ -328,6 +328,8 @@ def test_adapt_an_exported_model_reports_before_and_after(trained, tmp_path):
     run = folder / "exp" / "adapt_exported"
     log = (run / "train.log").read_text()
     assert f"continuing from {export}" in log and "0 missing, 0 unexpected" in log
+    assert "0 missing, 0 unexpected" in (run / "load_report.txt").read_text()  # beside the run
+    assert (run / "eval_before" / "load_report.txt").is_file()
     for sub in ("eval", "eval_before", "eval_first_data", "eval_before_first_data"):
         assert (run / sub / "results.csv").is_file(), sub
     table = (run / "before_after.md").read_text()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures import shared_fixture
 
 import toolkit
 from toolkit.config import ConfigError
@@ -17,8 +18,7 @@ from toolkit.inference import load_encoder
 from toolkit.runs import export_run, open_run
 from toolkit.weights import CheckpointError
 
-FIXTURE = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
-TINY = FIXTURE / "auden_zipformer_tiny"
+TINY = shared_fixture("auden_zipformer_tiny")
 pytestmark = pytest.mark.skipif(not TINY.is_dir(), reason=f"fixture {TINY} not present")
 
 

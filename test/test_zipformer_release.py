@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from fixtures import shared_fixture
 
 from toolkit.config import ConfigError
 from toolkit.encoders import zipformer_modules as zm
@@ -18,7 +19,7 @@ from toolkit.encoders import zipformer_release as zr
 from toolkit.encoders.zipformer import ZipformerEncoder
 from toolkit.registry import ENCODERS
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "auden_zipformer_tiny"
+FIXTURE = shared_fixture("auden_zipformer_tiny")
 TOL = 1e-5
 
 

@@ -107,8 +107,9 @@ def build_model(
     augmentation = AUGMENTATIONS.build(aug, key="augmentation") if aug else None
     enc_cfg, init = split_init_keys(cfg["encoder"], "encoder")
     encoder = ENCODERS.build(enc_cfg, key="encoder", input_dim=frontend.output_dim)
+    report = None
     if init is not None and init_weights:
-        load_init(
+        report = load_init(
             encoder,
             init.path,
             key_map=init.key_map,
@@ -129,7 +130,9 @@ def build_model(
     )
     if chunk is not None:
         check_grad_cache(chunk, obj_cfg.get("name"), frontend, augmentation, encoder, objective)
-    return AudioModel(frontend, encoder, objective, augmentation, grad_cache_chunk=chunk)
+    model = AudioModel(frontend, encoder, objective, augmentation, grad_cache_chunk=chunk)
+    model.init_report = report  # what encoder.init_from loaded (None without it)
+    return model
 
 
 def check_grad_cache(

@@ -72,7 +72,23 @@ cfg_args=(); for c in $config; do cfg_args+=(-c "$c"); done
 tag_cfg_args=(); for c in $tag_config; do tag_cfg_args+=(-c "$c"); done
 eval_cfg_args=(); for c in $eval_config; do eval_cfg_args+=(-c "$c"); done
 log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && stage_clock "$1"; }
+# per-stage wall time: run_stage starts each stage's clock; the table is printed at exit
+stage_times=(); stage_cur=""; stage_t0=$SECONDS
+stage_clock() {  # stage_clock N: stage N runs from now on (ends the previous stage's clock)
+  if [ "$1" != "$stage_cur" ]; then
+    if [ -n "$stage_cur" ]; then stage_times+=("$stage_cur $((SECONDS - stage_t0))"); fi
+    stage_cur=$1; stage_t0=$SECONDS
+  fi
+}
+print_stage_times() {
+  stage_clock ""
+  if [ ${#stage_times[@]} -gt 0 ]; then
+    echo "stage  seconds"
+    for st in "${stage_times[@]}"; do printf '%5s  %7s\n' $st; done
+  fi
+}
+trap print_stage_times EXIT
 done_or_forced() { [ "$force" = true ] || [ ! -e "$1" ]; }
 # move_aside STAGE DIR: rename DIR to the first free DIR.old.<N> (a redone run never deletes an
 # earlier one: --exp-dir may point at a finished or released run)

@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
     models: dict[str, tuple[Any, Any]] = {}
     pretrained = run.model(tokenizer)
+    (out_dir / "load_report.txt").write_text(run.report.table() + "\n")  # next to the results
     models["pretrained"] = (
         lambda s: features(pretrained, s),
         text_features(pretrained, tokenizer),

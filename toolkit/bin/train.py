@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     if init_run is not None:
         log.info("continuing from %s (%s)", init_run.dir, init_run.weights_path())
         load_into(init_run, model)
+    report = init_run.report if init_run is not None else getattr(model, "init_report", None)
+    if report is not None and D.rank() == 0:  # the load report next to the run
+        (exp / "load_report.txt").write_text(report.table() + "\n")
     model = model.to(device)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_enc = sum(p.numel() for p in model.encoder.parameters())
