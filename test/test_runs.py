@@ -182,3 +182,18 @@ def test_export_round_trip_is_bit_identical(recipe_run, tmp_path, monkeypatch, c
     )
     with pytest.raises(ConfigError, match="not empty"):
         export_main([str(recipe_run["moved"]), str(tmp_path / "moved_export")])
+
+
+def test_a_tokenizer_of_another_size_is_one_line(recipe_run, tone_data, tmp_path):
+    """A run opened with a tokenizer whose vocabulary does not fit its text embedding: one line
+    naming both sizes, not a raw size-mismatch traceback."""
+    from lhotse import CutSet
+
+    from toolkit.data.cuts import cut_captions
+    from toolkit.text.tokenizer import train_sentencepiece
+
+    caps = [c for cut in CutSet.from_file(tone_data["train"]) for c in cut_captions(cut)]
+    other = train_sentencepiece(caps, tmp_path / "spm", vocab_size=24)
+    run = open_run(recipe_run["moved"], overrides=[f"tokenizer.model={other}"])
+    with pytest.raises(ConfigError, match=r"the tokenizer \(.*, 24 tokens\) does not fit"):
+        run.model()
