@@ -79,10 +79,17 @@ def run_recipe(base: Path, name: str, data_args: str):
     return folder, out
 
 
-@pytest.mark.timeout(1200)
-def test_battery_through_the_folder_recipe(battery):
+@pytest.fixture(scope="module")
+def folder_run(battery) -> Path:
+    """The battery through the folder recipe, stages 0-5 (its checks in run_recipe)."""
     b, base = battery
-    folder, out = run_recipe(base, "folder_recipe", f"{b.tree} --check-audio true")
+    return run_recipe(base, "folder_recipe", f"{b.tree} --check-audio true")[0]
+
+
+@pytest.mark.timeout(1200)
+def test_battery_through_the_folder_recipe(battery, folder_run):
+    b, _ = battery
+    folder = folder_run
     good = {p for split in b.good.values() for p in split}
     assert kept_files(folder, b.tree) == good  # every good clip kept, nothing else
     long_segments = [
@@ -122,11 +129,9 @@ def test_battery_through_the_listing_recipe(battery):
 
 
 @pytest.mark.timeout(600)
-def test_battery_extraction_skips_and_counts(battery, tmp_path):
-    b, base = battery
-    run = base / "folder_recipe" / "repo" / "egs" / "folder" / "exp" / "contrastive"
-    if not (run / "model.pt").is_file():
-        pytest.skip("the folder recipe run did not finish")
+def test_battery_extraction_skips_and_counts(battery, folder_run, tmp_path):
+    b, _ = battery
+    run = folder_run / "exp" / "contrastive"
     files = sorted(p for p in b.tree.rglob("*") if not p.is_dir())
     listing = tmp_path / "files.txt"
     listing.write_text("\n".join(map(str, files)) + "\n")

@@ -99,6 +99,20 @@ def _make_tree(root: Path, formats: list) -> None:
     _write(root / "test" / "kick" / "short_hit.wav", "kick", 0.05, 16000, 1, {}, seed=7)
 
 
+def _write_listing(folder: Path, sub: str, per_label: int, seed: int) -> None:
+    """``folder/listing.csv`` (``path,label``) over ``per_label`` 1 s wavs of each label, written
+    to ``folder/<sub><label><i>.wav``."""
+    folder.mkdir()
+    with open(folder / "listing.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label"])
+        for k, label in enumerate(LABELS):
+            for i in range(per_label):
+                rel = f"{sub}{label}{i}.wav"
+                _write(folder / rel, label, 1.0, 16000, 1, {}, seed + 10 * k + i)
+                w.writerow([rel, label])
+
+
 def _recipe_copy(base: Path) -> Path:
     """``<base>/repo/egs/folder``: the recipe folder as in this repository (symlinks)."""
     repo = base / "repo"
@@ -184,15 +198,7 @@ def test_folder_model_evaluates_a_csv_listing_in_one_command(trained):
     folder, base = trained["folder"], trained["base"]
     model = folder / "exp" / "contrastive"
     clips = base / "clips"
-    with open(clips.mkdir() or clips / "listing.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "label"])
-        for k, label in enumerate(LABELS):
-            for i in range(5):
-                _write(
-                    clips / "wav" / f"{label}{i}.wav", label, 1.0, 16000, 1, {}, 900 + 10 * k + i
-                )
-                w.writerow([f"wav/{label}{i}.wav", label])
+    _write_listing(clips, "wav/", per_label=5, seed=900)
     before = {p: p.stat().st_mtime for p in model.rglob("*")}
     res = _run(
         folder, "--model", str(model), "--stage", "0", "--stop-stage", "5",
@@ -300,13 +306,7 @@ def test_adapt_an_exported_model_reports_before_and_after(trained, tmp_path):
     ]
     assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
     clips = tmp_path / "clips"
-    with open(clips.mkdir() or clips / "listing.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "label"])
-        for k, label in enumerate(LABELS):
-            for i in range(6):
-                _write(clips / f"{label}{i}.wav", label, 1.0, 16000, 1, {}, 700 + 10 * k + i)
-                w.writerow([f"{label}{i}.wav", label])
+    _write_listing(clips, "", per_label=6, seed=700)
     task = tmp_path / "first_data.yaml"  # the data the model was first trained on
     d = first / "data"
     probe_only = "eval: {baselines: [], evaluators: [{name: probe}]}\n"

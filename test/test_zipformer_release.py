@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from fixtures import shared_fixture
+from fixtures import TINY_ZIPFORMER, shared_fixture
 
 from toolkit.config import ConfigError
 from toolkit.encoders import zipformer_modules as zm
@@ -193,21 +193,9 @@ def test_icefall_defaults_are_the_m_preset():
 
 # --------------------------------------------------------------------------- old toolkit layout
 
-TINY = dict(
-    size="S",
-    downsampling_factor=[1, 2, 4],
-    num_encoder_layers=[1, 2, 1],
-    encoder_dim=[16, 24, 16],
-    encoder_unmasked_dim=8,
-    feedforward_dim=32,
-    num_heads=2,
-    query_head_dim=4,
-    value_head_dim=4,
-    pos_head_dim=2,
-    pos_dim=8,
-    cnn_module_kernel=5,
-    subsampling_channels=[2, 4, 8],
-)
+# the shared tiny widths on three stacks
+TINY = {**TINY_ZIPFORMER, "size": "S", "downsampling_factor": [1, 2, 4],
+        "num_encoder_layers": [1, 2, 1], "encoder_dim": [16, 24, 16]}  # fmt: skip
 _NEW_TO_OLD = [  # (new, old) prefixes, longest first where they overlap
     ("encoder_embed.conv.0.", "embed.conv1."),
     ("encoder_embed.conv.4.", "embed.conv2."),

@@ -106,7 +106,10 @@ class Model:
 
     # ---- audio
 
-    def _mono(self, audio: AudioInput, sampling_rate: int | None) -> Tensor:
+    def load_audio(self, audio: AudioInput, sampling_rate: int | None = None) -> Tensor:
+        """A file (any format, rate, channels) or an array at ``sampling_rate`` → ``(S,)``
+        float32 at the model's rate (:mod:`toolkit.audio`; ``AudioLoadError`` names a bad
+        file)."""
         if isinstance(audio, (str, Path)):
             x, sr = read_audio(audio)
             return mono_at(x, sr, self.sampling_rate, f"audio file '{audio}'")
@@ -119,7 +122,7 @@ class Model:
     ) -> list[Embedding]:
         """Frame-level encoder outputs of each clip (:class:`toolkit.inference.Embedding`)."""
         items = _as_list(audio)
-        mono = [self._mono(a, sampling_rate) for a in items]
+        mono = [self.load_audio(a, sampling_rate) for a in items]
         ids = [str(a) if isinstance(a, (str, Path)) else "" for a in items]
         return self.encoder._embed_mono(mono, 200.0, ids)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.audio import AudioLoadError, mono_at, read_audio
+from toolkit.audio import AudioLoadError
 from toolkit.bin.common import run_cli
 from toolkit.config import ConfigError
 from toolkit.utils.logging import setup_logging
@@ -50,9 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         audio, failed, durations = [], {}, []
         for path in paths:
             try:
-                x, sr = read_audio(path)
-                audio.append(mono_at(x, sr, model.sampling_rate, f"audio file '{path}'"))
-                durations.append(x.shape[-1] / sr)
+                audio.append(model.load_audio(path))
+                durations.append(len(audio[-1]) / model.sampling_rate)
             except AudioLoadError as e:
                 failed[str(path)] = str(e)
         if not audio:

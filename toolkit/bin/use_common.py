@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from torch import Tensor
 from tqdm import tqdm
 
-from toolkit.audio import AudioLoadError, mono_at, read_audio
+from toolkit.audio import AudioLoadError
 from toolkit.config import ConfigError
 
 log = logging.getLogger("toolkit.use")
@@ -58,8 +58,7 @@ def read_chunks(
         ok, audio = [], []
         for p in paths[i : i + CHUNK]:
             try:
-                x, sr = read_audio(p)
-                audio.append(mono_at(x, sr, model.sampling_rate, f"audio file '{p}'"))
+                audio.append(model.load_audio(p))
                 ok.append(str(p))
             except AudioLoadError as e:
                 skipped[str(p)] = str(e)

@@ -104,8 +104,8 @@ class ZipformerLayer(nn.Module):
     ``(B, T, D)`` → ``(B, T, D)``.
 
     The buffer ``bypass_scale`` is icefall's layer-level parameter of that name, which its
-    forward never reads ("TODO: remove it"); it is kept (as a buffer: no gradient) only so that
-    released checkpoints load strictly."""
+    forward never reads (its code marks it for removal); it is kept (as a buffer: no gradient)
+    only so that released checkpoints load strictly."""
 
     def __init__(
         self,

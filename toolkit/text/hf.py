@@ -143,16 +143,12 @@ class HFTextEncoder(nn.Module):
             raise ConfigError(
                 f"text_encoder 'hf' needs the run's tokenizer: add tokenizer: {{name: hf, path: {path}}}"
             )
-        self.model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
-        self.model.float()  # fp32 master weights whatever dtype the folder holds (autocast runs bf16)
-        if getattr(self.model, "pooler", None) is not None:
-            self.model.pooler = None
-        rows = self.model.get_input_embeddings().num_embeddings
-        if vocab_size > rows:
-            raise ConfigError(
-                f"text_encoder.path: the tokenizer has {vocab_size} ids but the model in {path} "
-                f"embeds {rows}; use tokenizer: {{name: hf, path: {path}}} (the model's own)"
-            )
+        model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
+        self._adopt(
+            model, vocab_size, pooling, freeze, max_len,
+            too_small=("text_encoder.path", f"the model in {path}",
+                       f"use tokenizer: {{name: hf, path: {path}}} (the model's own)"),
+        )  # fmt: skip
         if vocab_size != getattr(self.model.config, "vocab_size", vocab_size):
             log.warning(
                 "text_encoder 'hf': tokenizer vocabulary %d != model vocabulary %d; are the ids "
@@ -160,6 +156,30 @@ class HFTextEncoder(nn.Module):
                 vocab_size,
                 self.model.config.vocab_size,
                 path,
+            )
+
+    def _adopt(
+        self,
+        model: nn.Module,
+        vocab_size: int,
+        pooling: str,
+        freeze: bool,
+        max_len: int,
+        too_small: tuple[str, str, str],
+    ) -> None:
+        """Take ``model`` as the tower: fp32 master weights whatever dtype it was loaded in
+        (autocast runs bf16), no pooler, the pooling/freeze/length settings. ``too_small``:
+        ``(config key, what the model is, the fix)`` of the error when the tokenizer has more
+        ids than the model embeds."""
+        self.model = model
+        self.model.float()
+        if getattr(self.model, "pooler", None) is not None:
+            self.model.pooler = None
+        rows = self.model.get_input_embeddings().num_embeddings
+        if vocab_size > rows:
+            key, what, fix = too_small
+            raise ConfigError(
+                f"{key}: the tokenizer has {vocab_size} ids but {what} embeds {rows}; {fix}"
             )
         self.pooling = pooling
         self.freeze = freeze
@@ -214,20 +234,8 @@ class HFConfigTextEncoder(HFTextEncoder):
             raise ConfigError("text_encoder 'hf_config' needs the run's tokenizer ({name: hf})")
         kwargs = {k: v for k, v in config.items() if k != "model_type"}
         hf_config = transformers.AutoConfig.for_model(str(config["model_type"]), **kwargs)
-        self.model = transformers.AutoModel.from_config(hf_config)
-        self.model.float()
-        if getattr(self.model, "pooler", None) is not None:
-            self.model.pooler = None
-        rows = self.model.get_input_embeddings().num_embeddings
-        if vocab_size > rows:
-            raise ConfigError(
-                f"text_encoder.config: the tokenizer has {vocab_size} ids but the model "
-                f"embeds {rows}; use the tokenizer saved with the model"
-            )
-        self.pooling = pooling
-        self.freeze = freeze
-        self.max_len = min(max_len, max_positions(self.model.config))
-        self.output_dim = int(self.model.config.hidden_size)
-        if freeze:
-            self.model.requires_grad_(False)
-            self.model.eval()
+        self._adopt(
+            transformers.AutoModel.from_config(hf_config), vocab_size, pooling, freeze, max_len,
+            too_small=("text_encoder.config", "the model",
+                       "use the tokenizer saved with the model"),
+        )  # fmt: skip
