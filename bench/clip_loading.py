@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    from toolkit.data.aggregate_mix import export_shar
+    from toolkit.data.aggregate.mix import export_shar
 
     formats = FORMATS
     if args.formats:

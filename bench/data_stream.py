@@ -101,7 +101,7 @@ def write_clip_corpus(
     audio seconds). Reuses an identical corpus already in ``folder``."""
     from lhotse import AudioSource, CutSet, MonoCut, Recording, SupervisionSegment
 
-    from toolkit.data.aggregate_mix import export_shar
+    from toolkit.data.aggregate.mix import export_shar
 
     params = dict(clips=clips, lo=lo, hi=hi, fmt=fmt, shard_size=shard_size, seed=seed)
     manifest, shar = folder / "cuts.jsonl.gz", folder / "shar"

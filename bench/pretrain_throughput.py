@@ -499,7 +499,7 @@ def _write_shar_shard(job: tuple[Path, int, int, int, float, int, int]) -> int:
     import soundfile as sf
     from lhotse import CutSet
 
-    from toolkit.data.aggregate_mix import export_shar
+    from toolkit.data.aggregate.mix import export_shar
     from toolkit.data.cuts import make_caption_cut
 
     out_dir, index, start, n, seconds, sampling_rate, seed = job

@@ -1,6 +1,6 @@
 """Lhotse Shar directories read shard by shard, with audio fetched from the tar by offset.
 
-A Shar directory (what :func:`toolkit.data.aggregate_mix.export_shar` writes) holds
+A Shar directory (what :func:`toolkit.data.aggregate.mix.export_shar` writes) holds
 ``cuts.<n>.jsonl.gz`` and, unless the audio was left in place (``reference``),
 ``recording.<n>.tar`` with the members ``<cut id>.<flac|wav>`` + ``<cut id>.json`` per cut.
 

@@ -46,7 +46,7 @@ from toolkit.data.shar import Shard, SharError, list_shards, read_shard
 
 log = logging.getLogger(__name__)
 
-SUBSETS_FILE = "cuts.subsets.json"  # written by toolkit.data.aggregate_mix.write_subset_sizes
+SUBSETS_FILE = "cuts.subsets.json"  # written by toolkit.data.aggregate.mix.write_subset_sizes
 RANK_KEY = "subset_rank"
 
 
