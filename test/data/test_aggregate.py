@@ -13,7 +13,7 @@ import soundfile as sf
 from lhotse import CutSet
 
 from toolkit.data.aggregate import AggregateConfig, AggregateError, aggregate, discover_sources
-from toolkit.data.aggregate.ids import DisjointSet, LeakageIndex, audio_fingerprint, ytid_of
+from toolkit.data.aggregate.ids import DisjointSet, audio_fingerprint
 from toolkit.data.aggregate.mix import (
     interleave,
     stable_hash64,
@@ -30,6 +30,7 @@ from toolkit.data.aggregate.text import (
     normalize_caption,
 )
 from toolkit.data.cuts import make_caption_cut
+from toolkit.data.leakage import LeakageIndex, ytid_of
 
 SR = 16000
 

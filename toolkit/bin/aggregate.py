@@ -18,9 +18,9 @@ from pathlib import Path
 from toolkit.bin.common import run_cli
 from toolkit.config import ConfigError
 from toolkit.data.aggregate import AggregateConfig, AggregateError, aggregate
-from toolkit.data.aggregate.ids import MATCH_FIELDS
 from toolkit.data.aggregate.mix import SHAR_FORMATS
 from toolkit.data.aggregate.text import TextOptions
+from toolkit.data.leakage import MATCH_FIELDS
 from toolkit.utils.logging import setup_logging
 
 log = logging.getLogger("toolkit.aggregate")

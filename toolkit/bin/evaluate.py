@@ -29,10 +29,10 @@ from lhotse import CutSet
 
 from toolkit.bin.common import run_cli
 from toolkit.config import ConfigError, deep_merge, load_config
+from toolkit.data.leakage import find_leaks
 from toolkit.data.sources import open_cuts, source_paths
 from toolkit.evaluate.embeddings import EmbeddingSet, extract
 from toolkit.evaluate.folds import average_rounds, fold_splits
-from toolkit.evaluate.leakage import find_leaks, leak_message
 from toolkit.evaluate.pooling import mean_std_pool
 from toolkit.evaluate.report import data_counts, read_scalars_csv, write_report
 from toolkit.layers import masked_mean
@@ -139,9 +139,22 @@ def run_provenance(run: Run) -> dict[str, Any]:
     return out
 
 
+def leak_message(leaks: dict[str, list[str]], pretrain_path: str) -> str:
+    """One readable error naming the splits, counts and the first overlapping ids."""
+    parts = [
+        f"{split}: {len(ids)} clip(s) ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})"
+        for split, ids in leaks.items()
+    ]
+    return (
+        f"evaluation clips also in the pretraining manifest {pretrain_path}: "
+        + "; ".join(parts)
+        + " (filter them at aggregation, or set eval.check_leakage=false to report anyway)"
+    )
+
+
 def check_leakage(run: Run, cuts: dict[str, CutSet]) -> None:
     """ConfigError when an evaluated clip is one the run was pretrained on (see
-    :mod:`toolkit.evaluate.leakage`); a loud warning when the run's pretraining data cannot be
+    :mod:`toolkit.data.leakage`); a loud warning when the run's pretraining data cannot be
     found (then nothing was checked)."""
     pretrain, missing = run.pretraining_sources()
     if not pretrain:

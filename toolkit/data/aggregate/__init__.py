@@ -43,7 +43,7 @@ from lhotse import CutSet
 from lhotse.cut import Cut
 from lhotse.utils import fastcopy
 
-from toolkit.data.aggregate.ids import MATCH_FIELDS, DisjointSet, LeakageIndex, audio_fingerprint
+from toolkit.data.aggregate.ids import DisjointSet, audio_fingerprint
 from toolkit.data.aggregate.mix import (
     SHAR_FORMATS,
     atomic_cut_writer,
@@ -63,6 +63,7 @@ from toolkit.data.aggregate.mix import (
 from toolkit.data.aggregate.stats import SplitStats
 from toolkit.data.aggregate.text import TextOptions, dedup_captions
 from toolkit.data.cuts import cut_custom, cut_labels, is_label_key
+from toolkit.data.leakage import MATCH_FIELDS, LeakageIndex
 from toolkit.data.prepare.common import manifest_path
 
 log = logging.getLogger(__name__)
