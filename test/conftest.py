@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from fixtures import make_tone_corpus  # noqa: E402
+from fixtures import make_tone_corpus, train_tiny_run  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +32,10 @@ def tone_data(tmp_path_factory) -> dict[str, Path]:
             out["spm"] = train_sentencepiece(caps, root / "spm", vocab_size=40)
     out["root"] = root
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tone_data, tmp_path_factory) -> Path:
+    """A 4-step tiny contrastive run on the tone corpus, shared read-only by the inference,
+    HEAR and weights-only tests (copy it before changing anything in it)."""
+    return train_tiny_run(tone_data, tmp_path_factory.mktemp("tiny_run") / "exp")

@@ -59,6 +59,23 @@ def make_tone_corpus(
 
 
 REPO = Path(__file__).resolve().parent.parent
+DEMO_CONF = REPO / "egs" / "demo" / "conf" / "pretrain.yaml"
+
+
+def train_tiny_run(data: dict, exp: Path, steps: int = 4) -> Path:
+    """A ``steps``-step tiny contrastive run (transformer encoder, D=32, 25 frames/s) trained
+    by the training CLI in a subprocess on the tone corpus ``data`` (see conftest.tone_data)."""
+    over = tiny_config(
+        exp,
+        data["train"],
+        data["spm"],
+        **{"train.max_steps": steps, "train.save_every": steps, "frontend.stats_file": "null"},
+    )
+    cmd = [sys.executable, "-m", "toolkit.bin.train", "-c", str(DEMO_CONF), "--exp-dir", str(exp)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd + over, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return exp
 
 
 def shared_fixture(name: str) -> Path:

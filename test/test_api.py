@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from fixtures import tiny_config
+from fixtures import tiny_config, train_tiny_run
 from lhotse import CutSet
-from test_inference import train_tiny_run
 
 import toolkit
 from toolkit.bin.caption import main as caption_main
@@ -74,6 +73,7 @@ def test_zero_shot_result(model, tone_data):
         model.caption(files[:1])
 
 
+@pytest.mark.slow
 def test_zero_shot_cli_equals_the_evaluation_stage(run_dir, tone_data, tmp_path):
     """The CLI's accuracy on the test split equals the zero_shot evaluator's for the same
     template (toolkit.bin.evaluate on the same run)."""

@@ -97,6 +97,7 @@ def test_bad_yaml_and_missing_include(tmp_path):
         load_config(None, ["optim.lr"])
 
 
+@pytest.mark.slow
 def test_cli_error_is_one_line_exit_2(tmp_path):
     p = write(tmp_path / "a.yaml", "encoder: {name: nope}\n")
     r = subprocess.run(

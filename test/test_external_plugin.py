@@ -22,6 +22,7 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_out_of_tree_objective_trains_from_yaml(tone_data, tmp_path):
     lab = tmp_path / "my_lab"  # a user's own folder, not inside the package

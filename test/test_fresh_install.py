@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # recipes / subprocesses: run by .ci/run (pytest -m slow)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

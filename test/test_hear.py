@@ -8,15 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_inference import train_tiny_run
 
 import toolkit.hear as hear
 from toolkit.inference import load_encoder
 
 
 @pytest.fixture(scope="module")
-def run_dir(tone_data, tmp_path_factory) -> Path:
-    return train_tiny_run(tone_data, tmp_path_factory.mktemp("hear") / "exp")
+def run_dir(tiny_run) -> Path:
+    return tiny_run
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,7 @@ and the ``toolkit.bin.extract`` CLI."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +11,6 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
-from fixtures import tiny_config
 from lhotse import CutSet
 
 from toolkit.audio import AudioLoadError, Window, resample, window_plan
@@ -31,28 +27,12 @@ from toolkit.registry import ENCODERS, FRONTENDS
 from toolkit.runs import open_run
 
 ROOT = Path(__file__).resolve().parent.parent
-CONF = ROOT / "egs" / "demo" / "conf" / "pretrain.yaml"
 ATOL = 1e-5
 
 
-def train_tiny_run(data: dict, exp: Path, steps: int = 4) -> Path:
-    """A ``steps``-step tiny contrastive run (transformer encoder, D=32, 25 frames/s)."""
-    over = tiny_config(
-        exp,
-        data["train"],
-        data["spm"],
-        **{"train.max_steps": steps, "train.save_every": steps, "frontend.stats_file": "null"},
-    )
-    cmd = [sys.executable, "-m", "toolkit.bin.train", "-c", str(CONF), "--exp-dir", str(exp)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(cmd + over, env=env, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return exp
-
-
 @pytest.fixture(scope="module")
-def run_dir(tone_data, tmp_path_factory) -> Path:
-    return train_tiny_run(tone_data, tmp_path_factory.mktemp("run") / "exp")
+def run_dir(tiny_run) -> Path:
+    return tiny_run
 
 
 @pytest.fixture(scope="module")

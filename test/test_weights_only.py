@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_inference import train_tiny_run
 
 from toolkit.config import ConfigError, load_config
 from toolkit.inference import load_encoder
@@ -34,8 +33,8 @@ class Payload:
 
 
 @pytest.fixture(scope="module")
-def run(tone_data, tmp_path_factory) -> Path:
-    return train_tiny_run(tone_data, tmp_path_factory.mktemp("wo") / "exp")
+def run(tiny_run) -> Path:
+    return tiny_run
 
 
 def plant(path: Path, marker: Path, real: dict) -> None:
@@ -52,6 +51,7 @@ def test_the_payload_is_live(tmp_path):
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_init_from_evaluation_and_load_encoder_refuse_a_pickle_payload(run, tone_data, tmp_path):
     marker = tmp_path / "pwned"
     real = load_weights_only(run / "model.pt")  # the toolkit's own file loads weights-only

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 from fixtures import run_bench
 from lhotse import CutSet
+
+pytestmark = pytest.mark.slow  # recipes / subprocesses: run by .ci/run (pytest -m slow)
 
 
 def _digest(ids) -> str:

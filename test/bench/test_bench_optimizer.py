@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fixtures import run_bench
+
+pytestmark = pytest.mark.slow  # recipes / subprocesses: run by .ci/run (pytest -m slow)
 
 
 def test_optimizer_bench_tiny_cpu(tmp_path):

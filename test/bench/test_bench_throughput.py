@@ -14,6 +14,8 @@ import pytest
 import torch
 from fixtures import run_bench
 
+pytestmark = pytest.mark.slow  # recipes / subprocesses: run by .ci/run (pytest -m slow)
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "pretrain_throughput.py"
 

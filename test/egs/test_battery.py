@@ -17,6 +17,8 @@ import pytest
 from battery import make_battery
 from test_folder_recipe import TINY, _recipe_copy, _run
 
+pytestmark = pytest.mark.slow  # recipes / subprocesses: run by .ci/run (pytest -m slow)
+
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_ARGS = " ".join([a for a in TINY if not a.startswith(("train.max_steps", "train.save"))]
                       + ["train.max_steps=1", "train.save_every=1"])  # fmt: skip

@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from corpus_fixtures.write_all import SOURCES, write_all
 from lhotse import CutSet
 
 from toolkit.data.cuts import cut_custom
 from toolkit.data.sources import open_cuts
+
+pytestmark = pytest.mark.slow  # recipes / subprocesses: run by .ci/run (pytest -m slow)
 
 ROOT = Path(__file__).resolve().parents[2]
 

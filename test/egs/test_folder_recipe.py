@@ -22,6 +22,8 @@ import pytest
 import soundfile as sf
 import torch
 
+pytestmark = pytest.mark.slow  # recipes / subprocesses: run by .ci/run (pytest -m slow)
+
 ROOT = Path(__file__).resolve().parents[2]
 LABELS = ("kick", "hihat", "bass")
 TINY = [

@@ -8,6 +8,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # recipes / subprocesses: run by .ci/run (pytest -m slow)
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "egs" / "TEMPLATE" / "pretrain.sh"
 STUB = r"""#!/usr/bin/env bash

@@ -12,6 +12,8 @@ import pytest
 from fixtures import tiny_config
 from lhotse import CutSet
 
+pytestmark = pytest.mark.slow  # recipes / subprocesses: run by .ci/run (pytest -m slow)
+
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "egs" / "demo" / "conf" / "pretrain.yaml"
 

@@ -299,6 +299,7 @@ def test_schedule_position_is_read_from_the_device_once():
     assert int(other.batch_count) == 8
 
 
+@pytest.mark.slow
 def test_compiled_encoder_keeps_four_graphs_through_the_warmup():
     """Under torch.compile the schedules cost one graph break and a new graph only when a
     ramp reaches its final value (layer skips at warmup_batches, module skip at 4×, scale_min at

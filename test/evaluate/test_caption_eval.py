@@ -230,6 +230,7 @@ def test_frames_extraction_keeps_valid_frames_only(tone_data):
     ]
 
 
+@pytest.mark.slow
 @needs_java
 def test_evaluate_cli_writes_captioning_rows(tone_data, tmp_path):
     from toolkit.bin import evaluate, train

@@ -62,6 +62,7 @@ def test_ptb_tokenize_lines_case_punctuation():
     assert out[3].startswith("it 's 5")
 
 
+@pytest.mark.slow
 def test_equals_pycocoevalcap_scorers():
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider

@@ -53,6 +53,7 @@ def test_fold_splits_and_average():
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_kfold_task_config_end_to_end(tone_data, tmp_path):
     over = tiny_config(tmp_path, tone_data["train"], tone_data["spm"], **{"train.max_steps": 3})

@@ -106,6 +106,7 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
     ddp_step_and_save(rank, init_file, out_dir, _Wrapper(), part)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ddp_equals_single_process(tmp_path):
     model = _Wrapper()

@@ -50,6 +50,7 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
     ddp_step_and_save(rank, init_file, out_dir, make_model(), rank_slice(global_batch(), rank))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ddp_equals_single_process(tmp_path):
     model = make_model()
@@ -66,6 +67,7 @@ def cached_worker(rank: int, init_file: str, out_dir: str) -> None:
     ddp_step_and_save(rank, init_file, out_dir, model, rank_slice(global_batch(), rank))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ddp_with_gradient_caching_equals_single_process(tmp_path):
     """Gradient caching inside DDP (chunked, checkpointed towers; negatives still gathered from

@@ -67,6 +67,7 @@ def resume_worker(rank: int, init_file: str, run_dir: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ddp_checkpoint_keeps_every_rank_and_resumes_on_any_world_size(tmp_path, caplog):
     run = tmp_path / "run"

@@ -68,6 +68,7 @@ def cut_id_log(exp: Path, rank: int) -> list[tuple[int, list[str]]]:
     return [(int(r.split("\t")[0]), r.split("\t")[2].split(",")) for r in rows]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_one_epoch_reads_every_cut_once_across_ranks(tone_data, shars, tmp_path):
     exp = tmp_path / "epoch"
@@ -82,6 +83,7 @@ def test_one_epoch_reads_every_cut_once_across_ranks(tone_data, shars, tmp_path)
     assert not set(per_rank[0]) & set(per_rank[1])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_sigkill_mid_epoch_then_resume_gives_the_same_stream(tone_data, shars, tmp_path):
     mix = [{"path": str(shars["a"]), "weight": 0.4}, {"path": str(shars["b"]), "weight": 0.6}]

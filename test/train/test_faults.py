@@ -70,6 +70,7 @@ trainer.fit()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_sigkill_during_checkpoint_write_keeps_previous_and_resume_uses_it(tmp_path):
     run = tmp_path / "run"

@@ -48,6 +48,7 @@ def _slurm_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_two_slurm_nodes_train_as_one_world(tone_data, tmp_path):
     env = _slurm_env(tmp_path)

@@ -37,6 +37,7 @@ def final_weights(exp: Path) -> dict:
     return torch.load(exp / "model.pt", weights_only=False)["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_sigkill_then_resume_equals_uninterrupted(tone_data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -73,6 +74,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tone_data, tmp_path):
     assert len(keys) == len(set(keys))
 
 
+@pytest.mark.slow
 def test_without_resume_refuses_to_overwrite(tone_data, tmp_path):
     exp = tmp_path / "e"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -81,6 +83,7 @@ def test_without_resume_refuses_to_overwrite(tone_data, tmp_path):
     assert r.returncode == 2 and "--resume" in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_compiled_training_equals_eager(tone_data, tmp_path):
     """train.compile=true (the eager backend: dynamo traces, no code generation) trains a tiny

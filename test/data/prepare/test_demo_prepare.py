@@ -145,6 +145,7 @@ def test_sentences_are_disjoint_across_splits():
     assert not sents["dev"] & sents["test"]
 
 
+@pytest.mark.slow
 def test_deterministic(generated, tmp_path):
     root, cuts, manifests = generated
     ref_bytes = {s: demo.manifest_path(manifests, s).read_bytes() for s in demo.SPLITS}
