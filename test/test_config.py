@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.config import ConfigError, dump_config, load_config
+from toolkit.config import ConfigError, dump_config, load_config, locate
 from toolkit.model import build_model
 from toolkit.registry import ENCODERS
 from toolkit.schema import check_top_level, train_config
@@ -109,3 +109,31 @@ def test_cli_error_is_one_line_exit_2(tmp_path):
     assert r.returncode == 2
     err = [line for line in r.stderr.splitlines() if line.startswith("config error")]
     assert len(err) == 1 and "encoder" in err[0] and "transformer" in err[0]
+
+
+def test_load_over_merges_files_and_overrides_over_a_base_without_changing_it(tmp_path):
+    from toolkit.config import load_over
+
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("encoder:\n  dim: 64\n")
+    base = {"encoder": {"name": "t", "dim": 32}, "data": {"sampling_rate": 16000}}
+    cfg = load_over(base, [extra], ["data.sampling_rate=8000"])
+    assert cfg == {"encoder": {"name": "t", "dim": 64}, "data": {"sampling_rate": 8000}}
+    assert base == {"encoder": {"name": "t", "dim": 32}, "data": {"sampling_rate": 16000}}
+    assert locate("encoder.dim").startswith(f"{extra}:2")
+
+
+def test_resolve_paths_leaves_the_users_paths_alone():
+    from toolkit.config import resolve_paths
+
+    own = {"a": {"f": "x.pt", "g": "y.pt", "h": "z.pt"}}
+    cfg = {"a": {"f": "x.pt", "g": "mine.pt", "h": "z.pt"}}
+    seen = []
+
+    def resolve(key: str, value: str) -> str | None:
+        seen.append(key)
+        return None if key == "a.h" else f"/run/{value}"
+
+    resolve_paths(cfg, ["a.f", "a.g", "a.h", "a.missing"], resolve, reference=own)
+    assert cfg == {"a": {"f": "/run/x.pt", "g": "mine.pt", "h": "z.pt"}}
+    assert seen == ["a.f", "a.h"]

@@ -12,11 +12,12 @@ YAML values (``optim.lr=3e-4``, ``train.precision=bf16``, ``data.train=[a,b]``) 
 from __future__ import annotations
 
 import contextvars
+import copy
 import dataclasses
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,38 @@ def load_config(
     apply_overrides(cfg, overrides, prov)
     set_provenance(prov)
     return cfg
+
+
+def load_over(
+    base: Mapping, paths: Iterable[str | Path] = (), overrides: Iterable[str] = ()
+) -> dict:
+    """``base`` (a config read elsewhere, e.g. JSON) with YAML files merged over it, then dotted
+    overrides; the provenance of the files' keys is installed as by :func:`load_config`."""
+    prov: dict[str, str] = {}
+    cfg = copy.deepcopy(dict(base))
+    for p in paths:
+        cfg = deep_merge(cfg, _read_yaml(Path(p), prov))
+    apply_overrides(cfg, overrides, prov)
+    set_provenance(prov)
+    return cfg
+
+
+def resolve_paths(
+    cfg: dict,
+    keys: Iterable[str],
+    resolve: Callable[[str, str], str | None],
+    reference: Mapping | None = None,
+) -> None:
+    """Replace the path values of ``keys`` in ``cfg`` by ``resolve(key, value)`` (None: left as
+    it is). With ``reference``, only keys whose value equals the reference's are resolved: a
+    path that an extra config file or an override changed is the user's, taken as given."""
+    for key in keys:
+        value = get_key(cfg, key)
+        if not value or (reference is not None and value != get_key(reference, key)):
+            continue
+        found = resolve(key, value)
+        if found is not None:
+            set_key(cfg, key, found)
 
 
 def get_key(cfg: Mapping[str, Any], dotted: str) -> Any:

@@ -34,10 +34,10 @@ from torch import Tensor, nn
 
 from toolkit.config import (
     ConfigError,
-    apply_overrides,
-    deep_merge,
     get_key,
     load_config,
+    load_over,
+    resolve_paths,
     set_key,
     to_plain,
 )
@@ -177,6 +177,31 @@ class Run:
             if (base / p).exists():
                 return (base / p).resolve()
         return None
+
+    def locate(self, key: str, value: str) -> str | None:
+        """A run-owned file key's value → an existing path: the run's copy (``run.json``), a
+        recorded folder, else looked up like :meth:`resolve`, else the run's copy by file name.
+        None (and the reason kept in :attr:`unresolved`) when not found: an error only when a
+        part that needs it is built."""
+        files = self.info.get("files") or {}
+        folders = self.info.get("folders") or {}
+        if key in files:
+            found: Path | None = self.dir / files[key]
+            if not found.is_file():  # type: ignore[union-attr]
+                raise ConfigError(f"{self.dir / RUN_FILE}: {key} names {found}, which is missing")
+        elif key in folders and Path(folders[key]).is_dir():
+            found = Path(folders[key])
+        else:
+            found = self.resolve(value)
+            if found is None and (self.dir / Path(value).name).is_file():
+                found = self.dir / Path(value).name
+        if found is None:
+            self.unresolved[key] = (
+                f"{key}: {value} (from {self.dir}) not found in the run, its origin or parents; "
+                f"give it with an override, e.g. {key}=/abs/path"
+            )
+            return None
+        return str(found)
 
     def pretraining_sources(self) -> tuple[Any, list[str]]:
         """The run's own ``data.train`` with its paths resolved, and the paths not found."""
@@ -341,35 +366,6 @@ def _config_file(run: Path) -> Path | None:
     return None
 
 
-def _resolve_files(cfg: dict[str, Any], own: dict[str, Any], run: Run) -> None:
-    """Point the run-owned file keys of ``cfg`` (those still holding the run's own value) at
-    existing files: the run's copies (``run.json``), else looked up like :meth:`Run.resolve`,
-    else the run's copy by file name."""
-    files = run.info.get("files") or {}
-    folders = run.info.get("folders") or {}
-    for key in (*FILE_KEYS, *FOLDER_KEYS):
-        value = get_key(cfg, key)
-        if not value or value != get_key(own, key):
-            continue  # not set, or given by an extra config / override: the user's path
-        if key in files:
-            found: Path | None = run.dir / files[key]
-            if not found.is_file():  # type: ignore[union-attr]
-                raise ConfigError(f"{run.dir / RUN_FILE}: {key} names {found}, which is missing")
-        elif key in folders and Path(folders[key]).is_dir():
-            found = Path(folders[key])
-        else:
-            found = run.resolve(value)
-            if found is None and (run.dir / Path(value).name).is_file():
-                found = run.dir / Path(value).name
-        if found is None:  # an error only when a part that needs it is built
-            run.unresolved[key] = (
-                f"{key}: {value} (from {run.dir}) not found in the run, its origin or parents; "
-                f"give it with an override, e.g. {key}=/abs/path"
-            )
-            continue
-        set_key(cfg, key, str(found))
-
-
 def _stored_config(ckpt: Path | None) -> dict[str, Any] | None:
     """The ``config`` a toolkit ``model.pt``/checkpoint stores (for a lone weights file)."""
     if ckpt is None or ckpt.suffix != ".pt":
@@ -379,6 +375,46 @@ def _stored_config(ckpt: Path | None) -> dict[str, Any] | None:
     state = load_weights_only(ckpt)
     cfg = state.get("config") if isinstance(state, dict) else None
     return copy.deepcopy(cfg) if isinstance(cfg, dict) else None
+
+
+def _locate_run(path: str | Path, checkpoint: str | Path | None) -> Run:
+    """The run at ``path`` (dir, config file, weights, ``run.json``, origin), configs not read."""
+    run_dir, found_ckpt = find_run(path)
+    ckpt = Path(checkpoint) if checkpoint else found_ckpt
+    if ckpt is not None and not ckpt.is_file():
+        raise ConfigError(f"checkpoint {ckpt} not found")
+    cfg_file = _config_file(run_dir)
+    if cfg_file is None and ckpt is None:
+        raise ConfigError(
+            f"{run_dir}: no config.yaml (training run) or config.json (exported model), and "
+            f"no weights file with a stored config; not a run directory"
+        )
+    info = read_run_info(run_dir)
+    info.setdefault("kind", "export" if cfg_file and cfg_file.suffix == ".json" else "run")
+    origin = Path(info["origin"]) if info.get("origin") else None
+    return Run(run_dir, {}, {}, ckpt, origin, info, config_file=cfg_file)
+
+
+def _read_own_config(run: Run) -> dict[str, Any]:
+    """The run's own config: its ``config.yaml``, its exported ``config.json``, or the config
+    stored in a lone toolkit weights file."""
+    cfg_file = run.config_file
+    if cfg_file is None:
+        stored = _stored_config(run.checkpoint)
+        if stored is None:
+            raise ConfigError(
+                f"{run.checkpoint}: a weights file without a toolkit config beside it or inside "
+                "it; for an icefall checkpoint give its zipformer/train.py options: "
+                "toolkit.load(path, icefall_hparams='hparams.yaml') "
+                "(see docs/released_checkpoints.md)"
+            )
+        return stored
+    if cfg_file.suffix == ".json":
+        try:
+            return json.loads(cfg_file.read_text())
+        except ValueError as e:
+            raise ConfigError(f"{cfg_file}: not valid JSON ({e})") from e
+    return load_config(cfg_file)
 
 
 def open_run(
@@ -404,41 +440,16 @@ def open_run(
     """
     if icefall_hparams is not None or _is_auden_dir(Path(path)):
         return release_run(path, icefall_hparams, configs, overrides, text_tower)
-    run_dir, found_ckpt = find_run(path)
-    ckpt = Path(checkpoint) if checkpoint else found_ckpt
-    if ckpt is not None and not ckpt.is_file():
-        raise ConfigError(f"checkpoint {ckpt} not found")
-    cfg_file = _config_file(run_dir)
-    stored = _stored_config(ckpt) if cfg_file is None else None
-    if cfg_file is None and stored is None and ckpt is not None:
-        raise ConfigError(
-            f"{ckpt}: a weights file without a toolkit config beside it or inside it; for an "
-            "icefall checkpoint give its zipformer/train.py options: toolkit.load(path, "
-            "icefall_hparams='hparams.yaml') (see docs/released_checkpoints.md)"
-        )
-    if cfg_file is None and stored is None:
-        raise ConfigError(
-            f"{run_dir}: no config.yaml (training run) or config.json (exported model), and "
-            f"no weights file with a stored config; not a run directory"
-        )
-    if stored is not None:
-        own = stored
-        cfg = apply_overrides(deep_merge(own, load_config(list(configs))), overrides, {})
-    elif cfg_file.suffix == ".json":  # type: ignore[union-attr]
-        try:
-            own = json.loads(cfg_file.read_text())
-        except ValueError as e:
-            raise ConfigError(f"{cfg_file}: not valid JSON ({e})") from e
-        cfg = apply_overrides(deep_merge(own, load_config(list(configs))), overrides, {})
+    run = _locate_run(path, checkpoint)
+    own = _read_own_config(run)
+    if run.config_file is not None and run.config_file.suffix == ".yaml":
+        cfg = load_config([run.config_file, *configs], overrides)  # provenance: file:line
     else:
-        own = load_config(cfg_file)
-        cfg = load_config([cfg_file, *configs], overrides)
-    info = read_run_info(run_dir)
-    info.setdefault("kind", "export" if cfg_file and cfg_file.suffix == ".json" else "run")
-    origin = Path(info["origin"]) if info.get("origin") else None
-    run = Run(run_dir, cfg, copy.deepcopy(own), ckpt, origin, info, config_file=cfg_file)
-    _resolve_files(cfg, own, run)
-    _resolve_files(run.own_config, own, run)
+        cfg = load_over(own, configs, overrides)
+    keys = (*FILE_KEYS, *FOLDER_KEYS)
+    resolve_paths(cfg, keys, run.locate, reference=own)  # first: compares with own as written
+    resolve_paths(own, keys, run.locate)
+    run.config, run.own_config = cfg, own
     return run
 
 
@@ -498,11 +509,10 @@ def release_run(
 
         if is_clap_config(cj):
             own = {**auden_clap_config(cj, p, text_tower), "data": {"sampling_rate": 16000}}
-            cfg = apply_overrides(deep_merge(own, load_config(list(configs))), overrides, {})
+            weights = weights_file(p)
             info = {"kind": "auden-clap", "release_config": cj}
-            return Run(
-                p, cfg, copy.deepcopy(own), weights_file(p), None, info, config_file=cfg_file
-            )
+            cfg = load_over(own, configs, overrides)
+            return Run(p, cfg, copy.deepcopy(own), weights, None, info, config_file=cfg_file)
         if cj.get("model_type") != "zipformer":
             raise ConfigError(
                 f"{cfg_file}: model_type {cj.get('model_type')!r} is not supported (supported: "
@@ -525,7 +535,7 @@ def release_run(
         weights = p if p.is_file() else weights_file(p)
         run_dir = weights.parent
     own = {"frontend": frontend, "encoder": encoder, "data": {"sampling_rate": 16000}}
-    cfg = apply_overrides(deep_merge(own, load_config(list(configs))), overrides, {})
+    cfg = load_over(own, configs, overrides)
     return Run(
         run_dir, cfg, copy.deepcopy(own), weights, None, {"kind": kind}, config_file=cfg_file
     )
