@@ -222,7 +222,7 @@ def test_is_clap_config_and_config_sections(clap_dir):
     assert cfg["encoder"] == zr.auden_encoder_config(config["audio_encoder_config"])
     assert cfg["frontend"] == {"name": "fbank", "num_mel_bins": 80}
     obj = cfg["objective"]
-    assert obj["name"] == "clap_release" and obj["embed_dim"] == EMB
+    assert obj["name"] == "contrastive" and obj["embed_dim"] == EMB
     assert obj["init_temperature"] == TEMP and obj["learn_temperature"] is False
     assert obj["proj_activation"] == "relu" and obj["audio_pooling"] == "project_then_mean"
     assert obj["text_encoder"]["name"] == "hf_config"
@@ -422,7 +422,7 @@ def test_toolkit_load_opens_a_clap_dir(clap_dir):
     from toolkit.runs import open_run
 
     run = open_run(clap_dir)
-    assert run.kind == "auden-clap" and run.config["objective"]["name"] == "clap_release"
+    assert run.kind == "auden-clap" and run.config["objective"]["name"] == "contrastive"
     m = toolkit.load(clap_dir)
     assert m.has_joint_space and run.report is None
     with torch.no_grad():

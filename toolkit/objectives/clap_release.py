@@ -18,9 +18,8 @@ Auden's embeddings: audio = ``normalize(masked_mean_t(audio_proj(zipformer(x)_t)
 every frame, then average the valid ones); text = ``normalize(text_proj(hidden[:, 0]))`` (the
 last hidden state of ``[CLS]``), captions tokenised with ``truncation, max_length=30``.
 
-The toolkit computes the same with the ``clap_release`` objective (:class:`ClapRelease`: the
-``contrastive`` objective with a ReLU projection MLP, ``project_then_mean`` pooling and a fixed
-temperature) and, when the text tower comes from the CLAP directory itself, the ``hf_config``
+The toolkit computes the same with the ``contrastive`` objective set as Auden's heads are (a ReLU
+projection MLP, ``project_then_mean`` pooling, a fixed temperature) and, when the text tower comes from the CLAP directory itself, the ``hf_config``
 text encoder (:class:`toolkit.text.hf.HFConfigTextEncoder`: the ``hf`` tower built from a
 config dict, its weights coming from the checkpoint). docs/released_checkpoints.md ("CLAP
 checkpoints") has the details.
@@ -31,10 +30,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from toolkit.config import ConfigError
 from toolkit.encoders.zipformer_release import (
@@ -43,8 +42,6 @@ from toolkit.encoders.zipformer_release import (
     release_frontend_config,
     release_state_dict,
 )
-from toolkit.objectives.contrastive import Contrastive
-from toolkit.registry import OBJECTIVES
 
 CLAP_DEFAULTS: dict[str, Any] = {  # auden ClapConfig defaults
     "shared_emb_dim": 1024,
@@ -69,52 +66,6 @@ def is_clap_config(config: Any) -> bool:
     return isinstance(config, Mapping) and str(config.get("model_type", "")).lower() == "clap"
 
 
-# --------------------------------------------------------------------------- modules
-
-
-@OBJECTIVES.register("clap_release")
-class ClapRelease(Contrastive):
-    """The ``contrastive`` objective with Auden CLAP's heads: ``proj_activation`` between the
-    two projection layers (Auden: ReLU; ``contrastive``: GELU), ``audio_pooling``
-    ``project_then_mean`` and a fixed temperature (``learn_temperature: false``) by default.
-    Parameter names are ``contrastive``'s (``audio_proj.{0,2}``, ``text_proj.{0,2}``,
-    ``logit_scale``, ``text_encoder.*``)."""
-
-    def __init__(
-        self,
-        encoder_dim: int,
-        vocab_size: int,
-        text_encoder: dict[str, Any],
-        embed_dim: int = 1024,
-        init_temperature: float = 0.07,
-        max_logit_scale: float = 100.0,
-        learn_temperature: bool = False,
-        proj_layers: int = 2,
-        proj_activation: Literal["relu", "gelu"] = "relu",
-        audio_pooling: Literal["mean_then_project", "project_then_mean"] = "project_then_mean",
-        embed_norm_weight: float = 0.0,
-    ) -> None:
-        super().__init__(
-            encoder_dim,
-            vocab_size,
-            text_encoder,
-            embed_dim=embed_dim,
-            init_temperature=init_temperature,
-            max_logit_scale=max_logit_scale,
-            learn_temperature=learn_temperature,
-            proj_layers=proj_layers,
-            audio_pooling=audio_pooling,
-            embed_norm_weight=embed_norm_weight,
-        )
-        if proj_activation not in ("relu", "gelu"):
-            raise ValueError(f"proj_activation: unknown {proj_activation!r}; known: relu, gelu")
-        if proj_activation == "relu":
-            for head in (self.audio_proj, self.text_proj):
-                for i, layer in enumerate(head):
-                    if isinstance(layer, nn.GELU):
-                        head[i] = nn.ReLU()
-
-
 # --------------------------------------------------------------------------- configs
 
 
@@ -131,7 +82,7 @@ def auden_clap_config(
     ``{"frontend", "encoder", "objective", "tokenizer"}``.
 
     The audio tower maps with :mod:`toolkit.encoders.zipformer_release`; the objective is
-    ``clap_release``. The text tower: with ``text_tower`` (a local Hugging Face model folder),
+    ``contrastive`` with Auden's heads (ReLU MLP, ``project_then_mean``, fixed temperature). The text tower: with ``text_tower`` (a local Hugging Face model folder),
     the ``hf`` tower and tokenizer on that folder (the checkpoint's ``text_encoder.*`` then
     replace its weights); else the ``hf_config`` tower built from ``text_encoder_config`` and
     the ``hf`` tokenizer on ``model_dir`` (Auden saves the tokenizer there). Raises
@@ -156,7 +107,7 @@ def auden_clap_config(
         values.get("text_encoder_config"), Path(model_dir), src, text_tower
     )
     objective = {
-        "name": "clap_release",
+        "name": "contrastive",
         "embed_dim": int(values["shared_emb_dim"]),
         "init_temperature": temp,
         "max_logit_scale": max(100.0, 1.0 / temp),

@@ -13,18 +13,28 @@ from toolkit import distributed as D
 from toolkit.layers import masked_mean
 from toolkit.registry import OBJECTIVES, TEXT_ENCODERS
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU}
 
-def projection_head(in_dim: int, out_dim: int, num_layers: int = 2) -> nn.Sequential:
-    """``num_layers`` linear layers with GELU between them (hidden width ``out_dim``).
 
-    1: ``Linear(in, out)``; 2: ``Linear(in, out) → GELU → Linear(out, out)`` (the CLAP MLP head).
+def projection_head(
+    in_dim: int, out_dim: int, num_layers: int = 2, activation: str = "gelu"
+) -> nn.Sequential:
+    """``num_layers`` linear layers with ``activation`` (gelu | relu) between them (hidden width
+    ``out_dim``).
+
+    1: ``Linear(in, out)``; 2: ``Linear(in, out) → GELU → Linear(out, out)`` (the CLAP MLP head;
+    Auden's released CLAP models use ReLU).
     """
     if num_layers < 1:
         raise ValueError(f"proj_layers must be >= 1, got {num_layers}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"proj_activation: unknown {activation!r}; known: {', '.join(ACTIVATIONS)}"
+        )
     layers: list[nn.Module] = []
     dim = in_dim
     for _ in range(num_layers - 1):
-        layers += [nn.Linear(dim, out_dim), nn.GELU()]
+        layers += [nn.Linear(dim, out_dim), ACTIVATIONS[activation]()]
         dim = out_dim
     layers.append(nn.Linear(dim, out_dim))
     return nn.Sequential(*layers)
@@ -70,6 +80,7 @@ class Contrastive(nn.Module):
     equals the gradient of the global-batch loss (so ``loss`` itself is world_size × its share).
 
     Options (defaults = the original head): ``proj_layers`` (1 linear, 2 MLP, ...),
+    ``proj_activation`` (``gelu``; ``relu`` as in Auden's released CLAP models),
     ``audio_pooling`` (``mean_then_project``: project the masked mean of the frames;
     ``project_then_mean``: project every frame, then take the masked mean) and
     ``embed_norm_weight`` (× :func:`embed_norm_penalty` of this rank's pre-normalisation
@@ -88,6 +99,7 @@ class Contrastive(nn.Module):
         proj_layers: int = 2,
         audio_pooling: Literal["mean_then_project", "project_then_mean"] = "mean_then_project",
         embed_norm_weight: float = 0.0,
+        proj_activation: Literal["gelu", "relu"] = "gelu",
     ) -> None:
         super().__init__()
         if audio_pooling not in ("mean_then_project", "project_then_mean"):
@@ -97,8 +109,10 @@ class Contrastive(nn.Module):
         self.text_encoder = TEXT_ENCODERS.build(
             text_encoder, key="objective.text_encoder", vocab_size=vocab_size
         )
-        self.audio_proj = projection_head(encoder_dim, embed_dim, proj_layers)
-        self.text_proj = projection_head(self.text_encoder.output_dim, embed_dim, proj_layers)
+        self.audio_proj = projection_head(encoder_dim, embed_dim, proj_layers, proj_activation)
+        self.text_proj = projection_head(
+            self.text_encoder.output_dim, embed_dim, proj_layers, proj_activation
+        )
         self.logit_scale = nn.Parameter(
             torch.tensor(math.log(1.0 / init_temperature)), requires_grad=learn_temperature
         )
