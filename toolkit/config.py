@@ -205,13 +205,7 @@ def load_config(
         paths = []
     elif isinstance(paths, (str, Path)):
         paths = [paths]
-    prov: dict[str, str] = {}
-    cfg: dict = {}
-    for p in paths:
-        cfg = deep_merge(cfg, _read_yaml(Path(p), prov))
-    apply_overrides(cfg, overrides, prov)
-    set_provenance(prov)
-    return cfg
+    return load_over({}, paths, overrides)
 
 
 def load_over(
