@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import audiocaps as fixture
 from lhotse import CutSet
@@ -18,13 +18,7 @@ from toolkit.data.prepare.common import manifest_path
 P = "audiocaps_"
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("audiocaps")
-    corpus = fixture.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_audiocaps(corpus, out, **fixture.PREPARE_OPTIONS)
-    return corpus, out, {split: {c.id: c for c in cs} for split, cs in cuts.items()}
+prepared = checks.prepared_fixture(fixture, prepare_audiocaps, "audiocaps", by_id=True)
 
 
 def test_read_split_csv_groups_interleaved_rows(prepared):
@@ -54,10 +48,11 @@ def test_splits_ids_captions_and_keys(prepared):
         for cid, cut in by_id.items():
             custom = cut.supervisions[0].custom
             yt, start = custom["orig_id"].rsplit("_", 1)
-            assert custom["audio_key"] == f"yt:{yt}:{start}" and len(yt) == 11
-            assert custom["split"] == split and custom["source"] == "audiocaps"
-            assert custom["domain"] == "sound"
-            assert custom["caption_style"] == ["short"] * len(custom["caption"])
+            assert len(yt) == 11
+            checks.assert_custom(
+                cut, audio_key=f"yt:{yt}:{start}", split=split, source="audiocaps", domain="sound",
+                caption_style=["short"] * len(custom["caption"]),
+            )  # fmt: skip
             assert cut.start == 0 and cut.duration == pytest.approx(durations[cid], abs=1e-3)
     assert cut_captions(cuts["train"][P + "--0w1YA1Hm4_30"]) == [
         "A woman talks nearby as water pours"
@@ -66,19 +61,16 @@ def test_splits_ids_captions_and_keys(prepared):
 
 def test_skipped_items(prepared):
     _, out, _ = prepared
-
-    def reasons(split):
-        lines = (out / f"audiocaps_cuts_{split}.skipped.tsv").read_text().splitlines()
-        return {line.split("\t")[0]: line.split("\t")[1] for line in lines[1:]}
-
-    assert reasons("train") == {
+    assert prepared.skipped("train") == {
         P + "zzMissing01_10": "missing",
         P + "corruptclip_0": "unreadable",
     }
-    assert reasons("test") == {P + "6BJ455B1aAs_0": "too_short", P + "test_row8": "bad_metadata"}
+    assert prepared.skipped("test") == {
+        P + "6BJ455B1aAs_0": "too_short",
+        P + "test_row8": "bad_metadata",
+    }
     assert not (out / "audiocaps_cuts_dev.skipped.tsv").exists()
-    summary = json.loads((out / "audiocaps_cuts_train.summary.json").read_text())
-    assert summary["skipped"] == {"missing": 1, "unreadable": 1}
+    assert prepared.summary("train")["skipped"] == {"missing": 1, "unreadable": 1}
 
 
 def test_load_audio_and_rerun(prepared, caplog):
@@ -86,20 +78,15 @@ def test_load_audio_and_rerun(prepared, caplog):
     stereo = cuts["dev"][P + "uYT5gxnyMWM_50"]  # 1.5 s, 2 channels, 44.1 kHz
     assert stereo.num_channels == 2
     assert load_mono(stereo, 16000).shape == (24000,)
-    path = manifest_path(out, "audiocaps", "dev")
-    before = path.stat().st_mtime_ns
     with caplog.at_level("INFO"):
-        prepare_audiocaps(corpus, out)
-    assert path.stat().st_mtime_ns == before and "reused" in caplog.text
+        checks.assert_rerun_reuses(prepared.manifest("dev"), lambda: prepare_audiocaps(corpus, out))
+    assert "reused" in caplog.text
 
 
 def test_cli_and_audiocaps2_layout(prepared, tmp_path, capsys):
     corpus, _, _ = prepared
-    with pytest.raises(SystemExit):
-        prepare_cli.main(["audiocaps", "--help"])
-    text = capsys.readouterr().out
-    for flag in ("--csv-dir", "--audio-dir", "--splits", "--min-duration", "--num-jobs"):
-        assert flag in text
+    flags = ("--csv-dir", "--audio-dir", "--splits", "--min-duration", "--num-jobs")
+    checks.assert_cli_help_lists(capsys, "audiocaps", *flags)
     # AudioCaps 2.0 GitHub layout: dataset2.0/{val,test}.csv; clips in a custom folder with
     # a "validation" split folder
     v2 = tmp_path / "ac2"

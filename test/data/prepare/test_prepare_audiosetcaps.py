@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import shutil
 
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import audiosetcaps as fixture
 from lhotse import CutSet
 
 from toolkit.bin import prepare as prepare_cli
-from toolkit.data.cuts import cut_captions
+from toolkit.data.cuts import cut_captions, cut_custom
 from toolkit.data.dataset import load_mono
 from toolkit.data.prepare.audiosetcaps import (
     caption_style_of,
@@ -22,17 +23,7 @@ from toolkit.data.prepare.common import manifest_path
 P = "audiosetcaps_"
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("asc")
-    corpus = fixture.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_audiosetcaps(corpus, out, **fixture.PREPARE_OPTIONS)
-    return corpus, out, {split: {c.id: c for c in cs} for split, cs in cuts.items()}
-
-
-def _custom(cut):
-    return cut.supervisions[0].custom
+prepared = checks.prepared_fixture(fixture, prepare_audiosetcaps, "audiosetcaps", by_id=True)
 
 
 def test_parse_clip_id_forms():
@@ -74,7 +65,9 @@ def test_ids_splits_and_audio_keys(prepared):
         P + "youtube8m_9eUrEyAR3xk_84_10",
     }
     assert set(cuts["dev"]) == {P + "youtube8m_-TL8Mp3xcUM_0_10"}
-    keys = {cid: _custom(c).get("audio_key") for split in cuts.values() for cid, c in split.items()}
+    keys = {
+        cid: cut_custom(c).get("audio_key") for split in cuts.values() for cid, c in split.items()
+    }
     assert keys == {
         P + "audioset_Y---1_cCGK4M": "yt:---1_cCGK4M:30",
         P + "audioset_Y-0OkG0fLLkc": "yt:-0OkG0fLLkc:120",
@@ -84,10 +77,8 @@ def test_ids_splits_and_audio_keys(prepared):
     }
     for split, by_id in cuts.items():
         for cut in by_id.values():
-            custom = _custom(cut)
-            assert custom["split"] == split and custom["source"] == "audiosetcaps"
-            assert custom["domain"] == "sound"
-            assert cut.id.endswith("_" + custom["orig_id"])
+            checks.assert_custom(cut, split=split, source="audiosetcaps", domain="sound")
+            assert cut.id.endswith("_" + cut_custom(cut)["orig_id"])
 
 
 def test_captions_styles_and_durations(prepared):
@@ -95,30 +86,27 @@ def test_captions_styles_and_durations(prepared):
     train = cuts["train"]
     detailed = train[P + "audioset_Y---1_cCGK4M"]
     assert cut_captions(detailed) == [fixture.DETAILED]
-    assert _custom(detailed)["caption_style"] == ["detailed"]
+    checks.assert_custom(detailed, caption_style=["detailed"])
     merged = train[P + "audioset_Y-0OkG0fLLkc"]  # two consecutive CSV rows → one cut
     assert cut_captions(merged) == [
         "A woman speaks with a high-pitched voice.",
         "Speech by a woman indoors.",
     ]
-    assert _custom(merged)["caption_style"] == ["short", "short"]
+    checks.assert_custom(merged, caption_style=["short", "short"])
     assert merged.num_channels == 2 and merged.sampling_rate == 32000
     expected = {name.rsplit(".", 1)[0]: sec for _, name, _, _, sec in fixture.AUDIO}
     for by_id in cuts.values():
         for cut in by_id.values():
-            stem = _custom(cut)["orig_id"]
+            stem = cut_custom(cut)["orig_id"]
             sec = expected.get(stem, expected.get(stem[1:]))
             assert cut.start == 0 and cut.duration == pytest.approx(sec, abs=1e-3)
 
 
 def test_skipped_items_are_counted_and_listed(prepared):
-    _, out, _ = prepared
-    summary = (out / "audiosetcaps_cuts_train.summary.json").read_text()
+    skipped = prepared.summary("train")["skipped"]
     for reason in ("missing", "unreadable", "no_caption", "too_short"):
-        assert f'"{reason}": 1' in summary
-    lines = (out / "audiosetcaps_cuts_train.skipped.tsv").read_text().splitlines()
-    reasons = {line.split("\t")[0]: line.split("\t")[1] for line in lines[1:]}
-    assert reasons == {
+        assert skipped[reason] == 1
+    assert prepared.skipped("train") == {
         P + "audioset_Yb0RFKhbpFJA": "missing",
         P + "audioset_YzzEmptyCap1": "no_caption",
         P + "vggsound_corruptclip_000010": "unreadable",
@@ -136,23 +124,20 @@ def test_audio_loads_at_16k(prepared):
 
 def test_rerun_reuses_finished_parts(prepared, caplog):
     corpus, out, _ = prepared
-    path = manifest_path(out, "audiosetcaps", "train")
-    before = path.stat().st_mtime_ns
+    path = prepared.manifest("train")
     with caplog.at_level("INFO"):
-        again = prepare_audiosetcaps(corpus, out, **fixture.PREPARE_OPTIONS)
-    assert path.stat().st_mtime_ns == before
+        again = checks.assert_rerun_reuses(
+            path, lambda: prepare_audiosetcaps(corpus, out, **fixture.PREPARE_OPTIONS)
+        )
     assert "reused" in caplog.text
     assert len(CutSet.from_file(path)) == len(list(again["train"])) == 4
 
 
 def test_cli_help_and_run(prepared, tmp_path, capsys):
     corpus, _, _ = prepared
-    with pytest.raises(SystemExit):
-        prepare_cli.main(["audiosetcaps", "--help"])
-    text = capsys.readouterr().out
-    for flag in ("--subsets", "--audio-dirs", "--audioset-segments", "--heldout-ids",
-                 "--short-max-words", "--min-duration", "--num-jobs", "--force"):  # fmt: skip
-        assert flag in text
+    checks.assert_cli_help_lists(capsys, "audiosetcaps", "--subsets", "--audio-dirs",
+                          "--audioset-segments", "--heldout-ids", "--short-max-words",
+                          "--min-duration", "--num-jobs", "--force")  # fmt: skip
     # only the vggsound subset, its clips moved to a folder given with --audio-dirs
     moved = tmp_path / "vgg_clips"
     shutil.copytree(corpus / "audio" / "vggsound", moved)

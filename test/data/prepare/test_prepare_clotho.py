@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import re
 
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import clotho as fixture
 
-from toolkit.bin import prepare as prepare_cli
 from toolkit.data.cuts import cut_captions, cut_custom, cut_labels
 from toolkit.data.dataset import load_mono
 from toolkit.data.prepare.clotho import prepare_clotho, safe_cut_id
-from toolkit.data.prepare.common import manifest_path
 
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("clotho")
-    corpus = fixture.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_clotho(corpus, out, **fixture.PREPARE_OPTIONS)
-    return corpus, out, {split: list(cs) for split, cs in cuts.items()}
+prepared = checks.prepared_fixture(fixture, prepare_clotho, "clotho")
 
 
 def test_safe_cut_id():
@@ -46,12 +38,11 @@ def test_splits_ids_and_orig_id(prepared):
         ("test", "evaluation"),
     ):
         for cut in cuts[split]:
-            custom = cut_custom(cut)
+            orig_id = cut_custom(cut)["orig_id"]
             assert re.fullmatch(r"clotho_[A-Za-z0-9_.-]+", cut.id)
-            assert cut.id == safe_cut_id(custom["orig_id"])
-            assert custom["split"] == official
-            assert custom["audio_key"] == f"clotho:{custom['orig_id']}"
-            assert custom["domain"] == "sound" and custom["source"] == "clotho"
+            assert cut.id == safe_cut_id(orig_id)
+            checks.assert_custom(cut, split=official, audio_key=f"clotho:{orig_id}", domain="sound",
+                          source="clotho")  # fmt: skip
             assert cut_labels(cut) == {}
 
 
@@ -60,7 +51,7 @@ def test_captions_and_durations(prepared):
     radio = next(c for c in cuts["train"] if "Radio" in c.id)
     caps = cut_captions(radio)
     assert len(caps) == 5 and caps[2] == "An old radio hisses and buzzes loudly. (development 0)"
-    assert cut_custom(radio)["caption_style"] == ["short"] * 5
+    checks.assert_custom(radio, caption_style=["short"] * 5)
     assert radio.duration == pytest.approx(1.0) and radio.sampling_rate == 44100
     birds = cuts["test"][0]
     assert len(cut_captions(birds)) == 4  # the empty caption_4 cell is dropped
@@ -84,13 +75,8 @@ def test_load_audio(prepared):
 
 def test_rerun_reuses_and_cli(prepared, capsys):
     corpus, out, _ = prepared
-    path = manifest_path(out, "clotho", "dev")
-    mtime = path.stat().st_mtime_ns
-    prepare_clotho(corpus, out)
-    assert path.stat().st_mtime_ns == mtime
-    with pytest.raises(SystemExit):
-        prepare_cli.main(["clotho", "--help"])
-    assert "--min-duration" in capsys.readouterr().out
+    checks.assert_rerun_reuses(prepared.manifest("dev"), lambda: prepare_clotho(corpus, out))
+    checks.assert_cli_help_lists(capsys, "clotho", "--min-duration")
 
 
 def test_no_csv_is_an_error(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import esc50 as fixture
 
@@ -11,21 +12,7 @@ from toolkit.data.dataset import load_mono
 from toolkit.data.prepare.common import manifest_path
 from toolkit.data.prepare.esc50 import prepare_esc50
 
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("esc50")
-    corpus = fixture.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_esc50(corpus, out, **fixture.PREPARE_OPTIONS)
-    return corpus, out, {s: list(cs) for s, cs in cuts.items()}
-
-
-def _skipped(out, split):
-    path = out / f"esc50_cuts_{split}.skipped.tsv"
-    if not path.is_file():
-        return {}
-    return {ln.split("\t")[0]: ln.split("\t")[1] for ln in path.read_text().splitlines()[1:]}
+prepared = checks.prepared_fixture(fixture, prepare_esc50, "esc50")
 
 
 def test_folds_ids_labels(prepared):
@@ -36,16 +23,14 @@ def test_folds_ids_labels(prepared):
                         if f == fold and state == "ok"]
         for fold in range(1, 6)
     }  # fmt: skip
-    assert {s: [c.id for c in cs] for s, cs in cuts.items()} == expected
+    assert checks.ids_by_split(cuts) == expected
     assert manifest_path(out, "esc50", "fold3").is_file()
     categories = {f"esc50_{r[0][:-4]}": r[3] for r in fixture.ROWS}
     for fold, cs in cuts.items():
         for cut in cs:
-            custom = cut.supervisions[0].custom
-            assert custom["fold"] == int(fold[4:]) and "split" not in custom
-            assert custom["caption"] == [] and custom["caption_style"] == []
-            assert custom["source"] == "esc50" and custom["domain"] == "sound"
-            assert custom["orig_id"] == cut.id.removeprefix("esc50_") + ".wav"
+            orig_id = cut.id.removeprefix("esc50_") + ".wav"
+            checks.assert_label_only_cut(cut, "esc50", "sound", fold=int(fold[4:]), orig_id=orig_id)
+            assert "split" not in cut.supervisions[0].custom
             label = cut_labels(cut)["sound_event"]
             assert label == categories[cut.id].replace("_", " ")
             assert cut.duration == pytest.approx(fixture.SECONDS) and cut.start == 0
@@ -53,21 +38,20 @@ def test_folds_ids_labels(prepared):
 
 
 def test_skipped_and_audio(prepared):
-    _, out, cuts = prepared
-    assert _skipped(out, "fold3") == {"3-104632-A-12.wav": "missing"}
-    assert _skipped(out, "fold4") == {"4-181286-A-10.wav": "unreadable"}
-    assert all(_skipped(out, f"fold{k}") == {} for k in (1, 2, 5))
+    cuts = prepared.cuts
+    assert prepared.skipped("fold3") == {"3-104632-A-12.wav": "missing"}
+    assert prepared.skipped("fold4") == {"4-181286-A-10.wav": "unreadable"}
+    assert all(prepared.skipped(f"fold{k}") == {} for k in (1, 2, 5))
     assert load_mono(cuts["fold1"][0], 16000).shape == (8000,)
 
 
 def test_cli_help_and_rerun_reuses(prepared, capsys):
     corpus, out, _ = prepared
-    with pytest.raises(SystemExit):
-        prepare_main(["esc50", "--help"])
-    assert "--num-jobs" in capsys.readouterr().out
+    checks.assert_cli_help_lists(capsys, "esc50", "--num-jobs")
     paths = [manifest_path(out, "esc50", f"fold{k}") for k in range(1, 6)]
     before = [p.stat().st_mtime_ns for p in paths]
-    assert prepare_main(["esc50", "--corpus-dir", str(corpus), "--output-dir", str(out)]) == 0
+    argv = ["esc50", "--corpus-dir", str(corpus), "--output-dir", str(out)]
+    assert checks.assert_rerun_reuses(paths[0], lambda: prepare_main(argv)) == 0
     assert [p.stat().st_mtime_ns for p in paths] == before
 
 

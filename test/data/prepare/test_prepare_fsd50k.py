@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import fsd50k as fixture
 
-from toolkit.bin.prepare import main as prepare_main
 from toolkit.data.cuts import cut_captions, cut_labels
 from toolkit.data.dataset import load_mono
-from toolkit.data.prepare.common import manifest_path
 from toolkit.data.prepare.fsd50k import prepare_fsd50k, readable_label
 
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fsd50k")
-    corpus = fixture.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_fsd50k(corpus, out, **fixture.PREPARE_OPTIONS)
-    return corpus, out, {s: list(cs) for s, cs in cuts.items()}
-
-
-def _skipped(out, split):
-    path = out / f"fsd50k_cuts_{split}.skipped.tsv"
-    if not path.is_file():
-        return {}
-    lines = path.read_text().splitlines()
-    assert lines[0] == "id\treason\tdetail"
-    return {line.split("\t")[0]: line.split("\t")[1] for line in lines[1:]}
+prepared = checks.prepared_fixture(fixture, prepare_fsd50k, "fsd50k")
 
 
 def test_splits_ids_and_labels(prepared):
     _, _, cuts = prepared
-    assert {s: [c.id for c in cs] for s, cs in cuts.items()} == {
+    assert checks.ids_by_split(cuts) == {
         "train": ["fsd50k_64760", "fsd50k_16399"],
         "dev": ["fsd50k_102863", "fsd50k_21914"],
         "test": ["fsd50k_37199", "fsd50k_8101"],
@@ -46,11 +29,9 @@ def test_splits_ids_and_labels(prepared):
     assert cut_labels(cuts["dev"][1])["sound_events"][0] == "Male speech and man speaking"
     for split, cs in cuts.items():
         for cut in cs:
-            custom = cut.supervisions[0].custom
-            assert custom["split"] == split and custom["source"] == "fsd50k"
-            assert custom["domain"] == "sound" and "audio_key" not in custom
-            assert custom["orig_id"] == cut.id.removeprefix("fsd50k_")
-            assert custom["caption"] == [] and custom["caption_style"] == []
+            orig_id = cut.id.removeprefix("fsd50k_")
+            checks.assert_label_only_cut(cut, "fsd50k", "sound", split=split, orig_id=orig_id)
+            assert "audio_key" not in cut.supervisions[0].custom
             assert cut_captions(cut) == [] and cut.recording.id == cut.id
 
 
@@ -65,25 +46,18 @@ def test_durations_and_audio(prepared):
 
 
 def test_skipped(prepared):
-    _, out, _ = prepared
-    assert _skipped(out, "train") == {"16401": "missing", "16405": "bad_metadata"}
-    assert _skipped(out, "dev") == {}
-    assert _skipped(out, "test") == {"175151": "unreadable"}
-    summary = (out / "fsd50k_cuts_test.summary.json").read_text()
-    assert '"unreadable": 1' in summary
+    assert prepared.skipped_by_split() == {
+        "train": {"16401": "missing", "16405": "bad_metadata"},
+        "dev": {},
+        "test": {"175151": "unreadable"},
+    }
+    assert prepared.summary("test")["skipped"]["unreadable"] == 1
 
 
 def test_cli_help_and_rerun_reuses(prepared, capsys):
-    corpus, out, _ = prepared
-    with pytest.raises(SystemExit):
-        prepare_main(["fsd50k", "--help"])
-    help_text = capsys.readouterr().out
-    for opt in ("--ground-truth-dir", "--dev-audio-dir", "--eval-audio-dir", "--min-duration"):
-        assert opt in help_text
-    path = manifest_path(out, "fsd50k", "train")
-    before = path.stat().st_mtime_ns
-    assert prepare_main(["fsd50k", "--corpus-dir", str(corpus), "--output-dir", str(out)]) == 0
-    assert path.stat().st_mtime_ns == before
+    options = ("--ground-truth-dir", "--dev-audio-dir", "--eval-audio-dir", "--min-duration")
+    checks.assert_cli_help_lists(capsys, "fsd50k", *options)
+    checks.assert_cli_rerun_reuses(prepared)
 
 
 def test_readable_label_and_missing_ground_truth(tmp_path):

@@ -5,23 +5,15 @@ from __future__ import annotations
 import csv
 import json
 
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import jamendomaxcaps as fixture
 
-from toolkit.bin import prepare as prepare_cli
 from toolkit.data.cuts import cut_captions, cut_custom, cut_labels
 from toolkit.data.dataset import load_mono
-from toolkit.data.prepare.common import manifest_path
 from toolkit.data.prepare.jamendomaxcaps import prepare_jamendomaxcaps, tempo_band
 
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("jmc")
-    corpus = fixture.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_jamendomaxcaps(corpus, out, **fixture.PREPARE_OPTIONS)
-    return corpus, out, {split: {c.id: c for c in cs} for split, cs in cuts.items()}
+prepared = checks.prepared_fixture(fixture, prepare_jamendomaxcaps, "jamendomaxcaps", by_id=True)
 
 
 def test_tempo_band():
@@ -50,7 +42,7 @@ def test_segments_from_caption_times(prepared):
     assert (first.start, first.duration) == (0.0, pytest.approx(30.0))
     assert last.start == 30.0 and last.duration == pytest.approx(10.0, abs=0.06)  # clamped
     assert cut_captions(last) == ["The synth melody fades out over a steady beat."]
-    assert cut_custom(last)["caption_style"] == ["detailed"]
+    checks.assert_custom(last, caption_style=["detailed"])
     # a caption row without times: windows of segment_duration, each with the caption
     a, b = train["jamendomaxcaps_1002_0"], train["jamendomaxcaps_1002_30"]
     assert a.duration == pytest.approx(30.0) and b.duration == pytest.approx(5.0, abs=0.06)
@@ -60,10 +52,10 @@ def test_segments_from_caption_times(prepared):
 def test_labels_and_metadata(prepared):
     _, _, cuts = prepared
     cut = cuts["train"]["jamendomaxcaps_1001_0"]
-    custom = cut_custom(cut)
-    assert custom["domain"] == "music" and custom["source"] == "jamendomaxcaps"
-    assert custom["orig_id"] == "1001" and custom["split"] == "train"
-    assert "audio_key" not in custom
+    checks.assert_custom(
+        cut, domain="music", source="jamendomaxcaps", orig_id="1001", split="train"
+    )
+    assert "audio_key" not in cut_custom(cut)
     assert cut_labels(cut) == {  # the second shard's record wins
         "music_genre": "electronic",
         "music_instruments": ["synthesizer"],
@@ -76,10 +68,7 @@ def test_labels_and_metadata(prepared):
 
 
 def test_skipped(prepared):
-    _, out, _ = prepared
-    lines = (out / "jamendomaxcaps_cuts_train.skipped.tsv").read_text().splitlines()[1:]
-    reasons = {line.split("\t")[0]: line.split("\t")[1] for line in lines}
-    assert reasons == {
+    assert prepared.skipped("train") == {
         "1003": "missing",
         "1004": "unreadable",
         "1005": "bad_metadata",
@@ -95,24 +84,12 @@ def test_load_audio(prepared):
 
 def test_rerun_and_cli(prepared, capsys):
     corpus, out, _ = prepared
-    path = manifest_path(out, "jamendomaxcaps", "train")
-    mtime = path.stat().st_mtime_ns
-    prepare_jamendomaxcaps(corpus, out)
-    assert path.stat().st_mtime_ns == mtime
-    with pytest.raises(SystemExit):
-        prepare_cli.main(["jamendomaxcaps", "--help"])
-    text = capsys.readouterr().out
-    for option in (
-        "--captions-file",
-        "--metadata-glob",
-        "--audio-dir",
-        "--segment-duration",
-        "--slow-bpm",
-        "--fast-bpm",
-        "--dev-fraction",
-        "--test-fraction",
-    ):
-        assert option in text
+    checks.assert_rerun_reuses(
+        prepared.manifest("train"), lambda: prepare_jamendomaxcaps(corpus, out)
+    )
+    checks.assert_cli_help_lists(capsys, "jamendomaxcaps", "--captions-file", "--metadata-glob",
+                          "--audio-dir", "--segment-duration", "--slow-bpm", "--fast-bpm",
+                          "--dev-fraction", "--test-fraction")  # fmt: skip
 
 
 def test_csv_exports_bpm_key_and_heldout(tmp_path):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import prepare_checks as checks
 import pytest
 import soundfile as sf
 from corpus_fixtures import magnatagatune as fixture
@@ -11,28 +12,9 @@ from corpus_fixtures import magnatagatune as fixture
 from toolkit.bin.prepare import main as prepare_main
 from toolkit.data.cuts import cut_labels
 from toolkit.data.dataset import load_mono
-from toolkit.data.prepare.common import manifest_path
-from toolkit.data.prepare.magnatagatune import (
-    folder_split,
-    prepare_magnatagatune,
-    select_tags,
-)
+from toolkit.data.prepare.magnatagatune import folder_split, prepare_magnatagatune, select_tags
 
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mtat")
-    corpus = fixture.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_magnatagatune(corpus, out, **fixture.PREPARE_OPTIONS)
-    return corpus, out, {s: list(cs) for s, cs in cuts.items()}
-
-
-def _skipped(out, split):
-    path = out / f"magnatagatune_cuts_{split}.skipped.tsv"
-    if not path.is_file():
-        return {}
-    return {ln.split("\t")[0]: ln.split("\t")[1] for ln in path.read_text().splitlines()[1:]}
+prepared = checks.prepared_fixture(fixture, prepare_magnatagatune, "magnatagatune")
 
 
 def _tags(cuts):
@@ -41,7 +23,7 @@ def _tags(cuts):
 
 def test_splits_ids_all_tags(prepared):
     _, _, cuts = prepared
-    assert {s: [c.id for c in cs] for s, cs in cuts.items()} == {
+    assert checks.ids_by_split(cuts) == {
         "train": [f"magnatagatune_{i}" for i in (2, 6, 10, 14)],
         "dev": ["magnatagatune_20", "magnatagatune_21"],
         "test": ["magnatagatune_30", "magnatagatune_32"],
@@ -50,12 +32,12 @@ def test_splits_ids_all_tags(prepared):
     for split, cs in cuts.items():
         for cut in cs:
             clip_id, mp3, tags, _ = spec[cut.id.removeprefix("magnatagatune_")]
-            custom = cut.supervisions[0].custom
-            assert custom["split"] == split == folder_split(mp3)
-            assert custom["orig_id"] == str(clip_id) and custom["caption"] == []
-            assert custom["source"] == "magnatagatune" and custom["domain"] == "music"
+            assert split == folder_split(mp3)
             # fewer than 50 tags in the fixture: top-50 keeps all, in column order
-            assert custom["music_tags"] == [t for t in fixture.TAGS if t in tags]
+            checks.assert_label_only_cut(
+                cut, "magnatagatune", "music", split=split, orig_id=str(clip_id),
+                music_tags=[t for t in fixture.TAGS if t in tags],
+            )  # fmt: skip
             assert cut.duration == pytest.approx(fixture.SECONDS) and cut.sampling_rate == 16000
             assert cut.recording.sources[0].source.endswith(mp3)
     assert _tags(cuts["dev"])["21"] == []  # untagged clips are kept by default
@@ -63,13 +45,12 @@ def test_splits_ids_all_tags(prepared):
 
 
 def test_skipped(prepared):
-    _, out, _ = prepared
     empty = "b/norine_braun-now_and_zen-08-gently-117-146.mp3"
-    assert _skipped(out, "train") == {empty: "unreadable"}
-    assert _skipped(out, "test") == {
+    assert prepared.skipped("train") == {empty: "unreadable"}
+    assert prepared.skipped("test") == {
         "e/electric_frankenstein-conquers_the_world-04-demolition_joyride-0-29.mp3": "missing"
     }
-    assert _skipped(out, "dev") == {}
+    assert prepared.skipped("dev") == {}
 
 
 def test_folder_split():
@@ -84,10 +65,10 @@ def test_top_k_by_train_counts_and_option_change(prepared, capsys):
     ann = corpus / "annotations_final.csv"
     assert select_tags(ann, 3) == ["classical", "fast", "slow"]  # not the test-only female vocal
     assert select_tags(ann, 0) == fixture.TAGS
-    before = manifest_path(out, "magnatagatune", "train").stat().st_mtime_ns
+    before = prepared.manifest("train").stat().st_mtime_ns
     # same output dir, other top_k: the finished parts must not be reused
     cuts = prepare_magnatagatune(corpus, out, top_k_tags=3)
-    assert manifest_path(out, "magnatagatune", "train").stat().st_mtime_ns != before
+    assert prepared.manifest("train").stat().st_mtime_ns != before
     assert _tags(cuts["train"]) == {
         "2": ["classical", "slow"], "6": ["fast"], "10": ["fast"], "14": ["classical", "slow"]
     }  # fmt: skip
@@ -96,19 +77,14 @@ def test_top_k_by_train_counts_and_option_change(prepared, capsys):
     assert [c.id for c in dropped["dev"]] == ["magnatagatune_20"] and len(
         list(dropped["test"])
     ) == 0
-    assert _skipped(out, "dev") == {"c/mediva-viva_mediva-02-ondas_do_mar-88-117.mp3": "no_tags"}
+    assert prepared.skipped("dev") == {"c/mediva-viva_mediva-02-ondas_do_mar-88-117.mp3": "no_tags"}
     # back to the defaults through the CLI
-    with pytest.raises(SystemExit):
-        prepare_main(["magnatagatune", "--help"])
-    help_text = capsys.readouterr().out
-    for opt in ("--annotations", "--audio-dir", "--audio-ext", "--top-k-tags", "--drop-untagged"):
-        assert opt in help_text
+    options = ("--annotations", "--audio-dir", "--audio-ext", "--top-k-tags", "--drop-untagged")
+    checks.assert_cli_help_lists(capsys, "magnatagatune", *options)
     args = ["magnatagatune", "--corpus-dir", str(corpus), "--output-dir", str(out)]
     assert prepare_main(args) == 0
-    path = manifest_path(out, "magnatagatune", "train")
-    mtime = path.stat().st_mtime_ns
-    assert prepare_main(args) == 0  # rerun with the same options: reused
-    assert path.stat().st_mtime_ns == mtime
+    # rerun with the same options: reused
+    assert checks.assert_rerun_reuses(prepared.manifest("train"), lambda: prepare_main(args)) == 0
 
 
 def test_audio_ext_maps_converted_files(tmp_path):

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import musiccaps as fixture
 
-from toolkit.bin import prepare as prepare_cli
 from toolkit.data.cuts import cut_captions, cut_custom, cut_labels
 from toolkit.data.dataset import load_mono
-from toolkit.data.prepare.common import manifest_path
 from toolkit.data.prepare.musiccaps import parse_aspect_list, prepare_musiccaps
 
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("musiccaps")
-    corpus = fixture.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_musiccaps(corpus, out, **fixture.PREPARE_OPTIONS)
-    return corpus, out, {split: list(cs) for split, cs in cuts.items()}
+prepared = checks.prepared_fixture(fixture, prepare_musiccaps, "musiccaps")
 
 
 def test_parse_aspect_list():
@@ -46,33 +38,24 @@ def test_captions_labels_metadata(prepared):
     _, _, cuts = prepared
     by_id = {c.id: c for cs in cuts.values() for c in cs}
     cut = by_id["musiccaps_-0Gj8-vB1q4_30"]
-    custom = cut_custom(cut)
     assert cut_captions(cut) == [
         "The low quality recording features a sustained strings melody.",
         "low quality, sustained strings melody, soft female vocal",
     ]
-    assert custom["caption_style"] == ["detailed", "tags"]
-    assert custom["domain"] == "music" and custom["source"] == "musiccaps"
-    assert custom["audio_key"] == "yt:-0Gj8-vB1q4:30" and custom["orig_id"] == "-0Gj8-vB1q4"
-    assert custom["split"] == "train"
+    checks.assert_custom(
+        cut, caption_style=["detailed", "tags"], domain="music", source="musiccaps",
+        audio_key="yt:-0Gj8-vB1q4:30", orig_id="-0Gj8-vB1q4", split="train",
+    )  # fmt: skip
     assert cut_labels(cut) == {
         "music_aspects": ["low quality", "sustained strings melody", "soft female vocal"]
     }
-    aspects_only = cut_custom(by_id["musiccaps_oOiwmRV1PBk_0"])
-    assert aspects_only["caption"] == ["instrumental, slow tempo"]
-    assert aspects_only["caption_style"] == ["tags"]
+    aspects_only = by_id["musiccaps_oOiwmRV1PBk_0"]
+    checks.assert_custom(aspects_only, caption=["instrumental, slow tempo"], caption_style=["tags"])
     assert cut_custom(by_id["musiccaps__IkLUOsNHAA_0"])["audio_key"] == "yt:_IkLUOsNHAA:0"
 
 
 def test_skipped(prepared):
-    _, out, _ = prepared
-    rows = {}
-    for split in ("train", "test"):
-        tsv = out / f"musiccaps_cuts_{split}.skipped.tsv"
-        for line in tsv.read_text().splitlines()[1:]:
-            cid, reason, _ = line.split("\t")
-            rows[cid] = reason
-    assert rows == {
+    assert prepared.skipped("train") | prepared.skipped("test") == {
         "musiccaps_2unse6chkMU_60": "missing",
         "musiccaps_3xYjQw5xVbI_5": "unreadable",
         "musiccaps_4aZ_UgBzxxQ_0": "no_caption",
@@ -90,18 +73,12 @@ def test_load_audio(prepared):
 
 def test_rerun_reuses_and_cli(prepared, capsys):
     corpus, out, _ = prepared
-    path = manifest_path(out, "musiccaps", "train")
+    path = prepared.manifest("train")
     mtime = path.stat().st_mtime_ns
-    prepare_musiccaps(corpus, out)
-    assert path.stat().st_mtime_ns == mtime
-    with pytest.raises(SystemExit):
-        prepare_cli.main(["musiccaps", "--help"])
-    text = capsys.readouterr().out
-    for option in ("--csv-file", "--audio-dir", "--clip-tolerance", "--min-duration"):
-        assert option in text
-    assert (
-        prepare_cli.main(["musiccaps", "--corpus-dir", str(corpus), "--output-dir", str(out)]) == 0
-    )
+    checks.assert_rerun_reuses(path, lambda: prepare_musiccaps(corpus, out))
+    options = ("--csv-file", "--audio-dir", "--clip-tolerance", "--min-duration")
+    checks.assert_cli_help_lists(capsys, "musiccaps", *options)
+    checks.assert_cli_rerun_reuses(prepared)
     assert path.stat().st_mtime_ns == mtime
 
 
@@ -113,7 +90,7 @@ def test_bad_segment_and_missing_csv(tmp_path):
     )
     cuts = prepare_musiccaps(corpus, tmp_path / "out")
     assert "musiccaps_-0Gj8-vB1q4_50" not in {c.id for c in cuts["train"]}
-    skipped = (tmp_path / "out" / "musiccaps_cuts_train.skipped.tsv").read_text()
-    assert "musiccaps_-0Gj8-vB1q4_50\tbad_metadata" in skipped
+    skipped = checks.skipped_reasons(tmp_path / "out", "musiccaps", "train")
+    assert skipped["musiccaps_-0Gj8-vB1q4_50"] == "bad_metadata"
     with pytest.raises(FileNotFoundError, match="musiccaps-public.csv"):
         prepare_musiccaps(tmp_path / "nowhere", tmp_path / "out2")

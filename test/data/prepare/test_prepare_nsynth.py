@@ -5,35 +5,20 @@ from __future__ import annotations
 import json
 import shutil
 
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import nsynth as fixture
 
-from toolkit.bin.prepare import main as prepare_main
 from toolkit.data.cuts import cut_labels
 from toolkit.data.dataset import load_mono
-from toolkit.data.prepare.common import manifest_path
 from toolkit.data.prepare.nsynth import iter_json_object, midi_to_note, prepare_nsynth
 
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nsynth")
-    corpus = fixture.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_nsynth(corpus, out, **fixture.PREPARE_OPTIONS)
-    return corpus, out, {s: list(cs) for s, cs in cuts.items()}
-
-
-def _skipped(out, split):
-    path = out / f"nsynth_cuts_{split}.skipped.tsv"
-    if not path.is_file():
-        return {}
-    return {ln.split("\t")[0]: ln.split("\t")[1] for ln in path.read_text().splitlines()[1:]}
+prepared = checks.prepared_fixture(fixture, prepare_nsynth, "nsynth")
 
 
 def test_splits_ids_labels(prepared):
     _, _, cuts = prepared
-    assert {s: [c.id for c in cs] for s, cs in cuts.items()} == {
+    assert checks.ids_by_split(cuts) == {
         "train": ["nsynth_bass_synthetic_033-022-050", "nsynth_synth_lead_synthetic_000-060-025"],
         "dev": ["nsynth_keyboard_electronic_001-021-127"],
         "test": ["nsynth_vocal_acoustic_003-069-050"],
@@ -47,19 +32,18 @@ def test_splits_ids_labels(prepared):
     assert cut_labels(cuts["test"][0])["music_pitch"] == "A4"
     for split, cs in cuts.items():
         for cut in cs:
-            custom = cut.supervisions[0].custom
-            assert custom["split"] == split and custom["source"] == "nsynth"
-            assert custom["domain"] == "music" and custom["caption"] == []
-            assert custom["orig_id"] == cut.id.removeprefix("nsynth_")
+            orig_id = cut.id.removeprefix("nsynth_")
+            checks.assert_label_only_cut(cut, "nsynth", "music", split=split, orig_id=orig_id)
             assert cut.duration == pytest.approx(fixture.SECONDS) and cut.sampling_rate == 16000
     assert load_mono(cuts["dev"][0], 16000).shape == (16000,)
 
 
 def test_skipped(prepared):
-    _, out, _ = prepared
-    assert _skipped(out, "train") == {"guitar_acoustic_010-066-100": "missing"}
-    assert _skipped(out, "dev") == {"brass_acoustic_046-060-075": "unreadable"}
-    assert _skipped(out, "test") == {"organ_electronic_007-055-100": "bad_metadata"}
+    assert prepared.skipped_by_split() == {
+        "train": {"guitar_acoustic_010-066-100": "missing"},
+        "dev": {"brass_acoustic_046-060-075": "unreadable"},
+        "test": {"organ_electronic_007-055-100": "bad_metadata"},
+    }
 
 
 def test_midi_to_note():
@@ -93,11 +77,5 @@ def test_missing_split_folder_is_left_out(prepared, tmp_path):
 
 
 def test_cli_help_and_rerun_reuses(prepared, capsys):
-    corpus, out, _ = prepared
-    with pytest.raises(SystemExit):
-        prepare_main(["nsynth", "--help"])
-    assert "--force" in capsys.readouterr().out
-    path = manifest_path(out, "nsynth", "train")
-    before = path.stat().st_mtime_ns
-    assert prepare_main(["nsynth", "--corpus-dir", str(corpus), "--output-dir", str(out)]) == 0
-    assert path.stat().st_mtime_ns == before
+    checks.assert_cli_help_lists(capsys, "nsynth", "--force")
+    checks.assert_cli_rerun_reuses(prepared)

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import paraspeechcaps as fixture
 
-from toolkit.bin import prepare as prepare_cli
 from toolkit.data.cuts import cut_captions, cut_custom, cut_labels
 from toolkit.data.dataset import load_mono
 from toolkit.data.prepare import paraspeechcaps as psc
-from toolkit.data.prepare.common import manifest_path
 
 VOX_ID = "paraspeechcaps_voxceleb_voxceleb1_dev_wav_id10059_2gOUjSqfO9c_00003_voicefixer"
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("psc")
-    corpus = fixture.write_fixture(root)
-    out = root / "manifests"
-    cuts = psc.prepare_paraspeechcaps(corpus, out, **fixture.PREPARE_OPTIONS)
-    return corpus, out, {split: {c.id: c for c in cs} for split, cs in cuts.items()}
-
-
-def _skipped(out, split):
-    lines = (out / f"paraspeechcaps_cuts_{split}.skipped.tsv").read_text().splitlines()[1:]
-    return {line.split("\t")[0]: line.split("\t")[1] for line in lines}
+prepared = checks.prepared_fixture(
+    fixture, psc.prepare_paraspeechcaps, "paraspeechcaps", by_id=True
+)
 
 
 def test_as_list():
@@ -57,14 +47,15 @@ def test_splits_and_ids(prepared):
 def test_captions_labels_audio(prepared):
     _, _, cuts = prepared
     vox = cuts["train"][VOX_ID]
-    custom = cut_custom(vox)
     assert cut_captions(vox) == [
         "A man with a deep, husky voice speaks calmly in a quiet room.",
         "In a clean recording, a husky-voiced man talks at a measured pace.",
     ]
-    assert custom["caption_style"] == ["speaking_style", "speaking_style"]
-    assert custom["domain"] == "speech" and custom["source"] == "paraspeechcaps"
-    assert custom["orig_id"] == fixture.VOX and "audio_key" not in custom
+    checks.assert_custom(
+        vox, caption_style=["speaking_style", "speaking_style"], domain="speech",
+        source="paraspeechcaps", orig_id=fixture.VOX,
+    )  # fmt: skip
+    assert "audio_key" not in cut_custom(vox)
     assert cut_labels(vox) == {
         "speech_gender": "male",
         "speech_accent": "American",
@@ -90,37 +81,26 @@ def test_captions_labels_audio(prepared):
 
 
 def test_skipped(prepared):
-    _, out, _ = prepared
-    assert _skipped(out, "train") == {
+    assert prepared.skipped("train") == {
         "p005/emo_anger_sentences.wav": "missing",
         fixture.VOX: "duplicate",
     }
-    assert set(_skipped(out, "dev").values()) == {"no_caption"}
-    assert set(_skipped(out, "test").values()) == {"unreadable"}
+    assert set(prepared.skipped("dev").values()) == {"no_caption"}
+    assert set(prepared.skipped("test").values()) == {"unreadable"}
 
 
 def test_options_and_reuse(prepared, tmp_path, capsys):
     corpus, out, _ = prepared
-    path = manifest_path(out, "paraspeechcaps", "train")
-    mtime = path.stat().st_mtime_ns
-    psc.prepare_paraspeechcaps(corpus, out)
-    assert path.stat().st_mtime_ns == mtime
+    checks.assert_rerun_reuses(
+        prepared.manifest("train"), lambda: psc.prepare_paraspeechcaps(corpus, out)
+    )
     base_only = psc.prepare_paraspeechcaps(
         corpus, tmp_path / "b", include_scaled=False, fallback_extensions=False
     )
     assert len(list(base_only["train"])) == 1 + 1  # VoxCeleb1 + EARS; FLAC-only one missing
-    with pytest.raises(SystemExit):
-        prepare_cli.main(["paraspeechcaps", "--help"])
-    text = capsys.readouterr().out
-    for option in (
-        "--voxceleb-dir",
-        "--ears-dir",
-        "--expresso-dir",
-        "--emilia-dir",
-        "--include-scaled",
-        "--fallback-extensions",
-    ):
-        assert option in text
+    checks.assert_cli_help_lists(capsys, "paraspeechcaps", "--voxceleb-dir", "--ears-dir",
+                          "--expresso-dir", "--emilia-dir", "--include-scaled",
+                          "--fallback-extensions")  # fmt: skip
 
 
 def test_parquet_only_without_pyarrow(tmp_path, monkeypatch):

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import sed_strong as fx
 
-from toolkit.bin import prepare as prepare_cli
 from toolkit.data.cuts import cut_custom, cut_labels
 from toolkit.data.dataset import load_mono
-from toolkit.data.prepare.common import manifest_path
 from toolkit.data.prepare.sed_strong import events_path, prepare_sed_strong, youtube_audio_key
 
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sed")
-    corpus = fx.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_sed_strong(corpus, out, **fx.PREPARE_OPTIONS)
-    return corpus, out, {s: list(c) for s, c in cuts.items()}
+prepared = checks.prepared_fixture(fx, prepare_sed_strong, "sed_strong")
 
 
 def test_cuts_and_clip_labels(prepared):
@@ -29,12 +19,10 @@ def test_cuts_and_clip_labels(prepared):
     got = {cut_custom(c)["orig_id"]: c for c in cuts["test"]}
     assert list(got) == [fx.A, fx.B, fx.C, fx.D]  # TSV first-seen order
     for fname, cut in got.items():
-        custom = cut_custom(cut)
         assert cut.id == "sed_strong_" + fname[:-4]
         assert cut.duration == pytest.approx(fx.SECONDS) and cut.start == 0
         assert cut.sampling_rate == fx.SR and len(cut.supervisions) == 1
-        assert custom["caption"] == [] and custom["source"] == "sed_strong"
-        assert custom["domain"] == "sound" and custom["split"] == "test"
+        checks.assert_label_only_cut(cut, "sed_strong", "sound", split="test")
         expected = sorted({e[2] for e in fx.EXPECTED_EVENTS[fname]})
         assert cut_labels(cut) == {"sound_events": expected}
     assert cut_custom(got[fx.A])["audio_key"] == "yt:--0w1YA1Hm4:30"
@@ -60,11 +48,8 @@ def test_events_sidecar(prepared):
 
 
 def test_skipped(prepared):
-    _, out, _ = prepared
-    summary = json.loads((out / "sed_strong_cuts_test.summary.json").read_text())
-    assert summary["skipped"] == {"missing": 1, "unreadable": 1, "bad_metadata": 1}
-    rows = (out / "sed_strong_cuts_test.skipped.tsv").read_text().splitlines()[1:]
-    assert {r.split("\t")[0]: r.split("\t")[1] for r in rows} == {
+    assert prepared.summary("test")["skipped"] == {"missing": 1, "unreadable": 1, "bad_metadata": 1}
+    assert prepared.skipped("test") == {
         fx.MISSING: "missing",
         fx.CORRUPT: "unreadable",
         fx.BAD_ROW: "bad_metadata",
@@ -75,11 +60,7 @@ def test_load_audio_and_rerun(prepared):
     corpus, out, cuts = prepared
     cut = cuts["test"][0]
     assert load_mono(cut, 16000).shape[0] == pytest.approx(fx.SECONDS * 16000, abs=1)
-    path = manifest_path(out, "sed_strong", "test")
-    before = path.stat().st_mtime_ns
-    again = prepare_sed_strong(corpus, out)
-    assert path.stat().st_mtime_ns == before
-    assert [c.id for c in again["test"]] == [c.id for c in cuts["test"]]
+    checks.assert_rerun_gives_same_cuts(prepared, "test", lambda: prepare_sed_strong(corpus, out))
 
 
 def test_options(prepared, tmp_path):
@@ -106,9 +87,5 @@ def test_youtube_audio_key():
 
 
 def test_cli_lists_options(capsys):
-    with pytest.raises(SystemExit) as e:
-        prepare_cli.main(["sed_strong", "--help"])
-    assert e.value.code == 0
-    text = capsys.readouterr().out
-    for opt in ("--tsv", "--audio-dir", "--split", "--name", "--readable-labels"):
-        assert opt in text
+    options = ("--tsv", "--audio-dir", "--split", "--name", "--readable-labels")
+    checks.assert_cli_help_lists(capsys, "sed_strong", *options)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import speechcommands as fx
 
-from toolkit.bin import prepare as prepare_cli
 from toolkit.data.cuts import cut_custom, cut_labels
 from toolkit.data.dataset import load_mono
 from toolkit.data.prepare.common import manifest_path
@@ -40,11 +38,9 @@ def test_all_classes_splits_and_labels(all_classes):
         assert set(got) == {r for r, (s, _) in fx.CLIPS.items() if s == split}
         for rel, cut in got.items():
             word, name = rel.split("/")
-            custom = cut_custom(cut)
             assert cut.id == f"speechcommands_{word}_{name[:-4]}"
             assert cut_labels(cut) == {"speech_keyword": word}
-            assert custom["split"] == split and custom["caption"] == []
-            assert custom["source"] == "speechcommands" and custom["domain"] == "speech"
+            checks.assert_label_only_cut(cut, "speechcommands", "speech", split=split)
             assert cut.duration == pytest.approx(fx.CLIPS[rel][1])
             assert cut.start == 0
     assert not any("silence" in c.id for v in cuts.values() for c in v)
@@ -52,13 +48,12 @@ def test_all_classes_splits_and_labels(all_classes):
 
 def test_skipped(all_classes):
     out, _ = all_classes
-    dev = json.loads((out / "speechcommands_cuts_dev.summary.json").read_text())
-    test = json.loads((out / "speechcommands_cuts_test.summary.json").read_text())
-    train = json.loads((out / "speechcommands_cuts_train.summary.json").read_text())
+    dev, test, train = (
+        checks.read_summary(out, "speechcommands", s) for s in ("dev", "test", "train")
+    )
     assert dev["skipped"] == {"unreadable": 1} and test["skipped"] == {"missing": 1}
     assert train["skipped"] == {} and train["num_cuts"] == 4  # corrupt clip is listed in dev
-    rows = (out / "speechcommands_cuts_test.skipped.tsv").read_text().splitlines()
-    assert rows[1].split("\t")[:2] == [fx.MISSING, "missing"]
+    assert checks.skipped_reasons(out, "speechcommands", "test") == {fx.MISSING: "missing"}
 
 
 def test_v2_12_labels_and_silence(v2_12):
@@ -102,9 +97,7 @@ def test_load_audio_rerun_and_option_change(corpus, v2_12):
     clip = next(c for c in cuts["test"] if "silence" not in c.id)
     assert load_mono(clip, 8000).shape == (round(clip.duration * 8000),)
     path = manifest_path(out, "speechcommands_v2_12", "train")
-    before = path.stat().st_mtime_ns
-    prepare_speechcommands(corpus, out, classes="v2_12")
-    assert path.stat().st_mtime_ns == before
+    checks.assert_rerun_reuses(path, lambda: prepare_speechcommands(corpus, out, classes="v2_12"))
     # changing the silence shares redoes the silence parts
     again = prepare_speechcommands(corpus, out, classes="v2_12", silence_test_fraction=0.3)
     n = sum("silence" in c.id for c in again["test"])
@@ -119,9 +112,5 @@ def test_bad_options(corpus, tmp_path):
 
 
 def test_cli_lists_options(capsys):
-    with pytest.raises(SystemExit) as e:
-        prepare_cli.main(["speechcommands", "--help"])
-    assert e.value.code == 0
-    text = capsys.readouterr().out
-    for opt in ("--classes", "--silence-dev-fraction", "--silence-test-fraction", "--force"):
-        assert opt in text
+    options = ("--classes", "--silence-dev-fraction", "--silence-test-fraction", "--force")
+    checks.assert_cli_help_lists(capsys, "speechcommands", *options)

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import vggsound as fixture
 
-from toolkit.bin.prepare import main as prepare_main
 from toolkit.data.cuts import cut_labels
 from toolkit.data.dataset import load_mono
-from toolkit.data.prepare.common import manifest_path
 from toolkit.data.prepare.vggsound import audio_stems, hash01, prepare_vggsound
 
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vggsound")
-    corpus = fixture.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_vggsound(corpus, out, **fixture.PREPARE_OPTIONS)
-    return corpus, out, {s: list(cs) for s, cs in cuts.items()}
-
-
-def _skipped(out, split):
-    path = out / f"vggsound_cuts_{split}.skipped.tsv"
-    if not path.is_file():
-        return {}
-    return {ln.split("\t")[0]: ln.split("\t")[1] for ln in path.read_text().splitlines()[1:]}
+prepared = checks.prepared_fixture(fixture, prepare_vggsound, "vggsound")
 
 
 def test_splits_ids_labels_audio_key(prepared):
     _, _, cuts = prepared
-    assert {s: [c.id for c in cs] for s, cs in cuts.items()} == {
+    assert checks.ids_by_split(cuts) == {
         "train": [
             "vggsound_--0PQM4-hqg_000030", "vggsound_--56QUhyDQM_000185",
             "vggsound_BT7h7bpL0wE_000030", "vggsound_W3rT-9uiPqA_000012",
@@ -42,12 +27,11 @@ def test_splits_ids_labels_audio_key(prepared):
     for split, cs in cuts.items():
         for cut in cs:
             ytid, start, label, official, _, (sr, channels, seconds) = rows[cut.id]
-            custom = cut.supervisions[0].custom
-            assert custom["audio_key"] == f"yt:{ytid}:{int(start)}"
-            assert custom["split"] == split and (official == "test") == (split == "test")
-            assert custom["orig_id"] == f"{ytid}_{int(start):06d}"
-            assert custom["caption"] == [] and custom["caption_style"] == []
-            assert custom["source"] == "vggsound" and custom["domain"] == "sound"
+            assert (official == "test") == (split == "test")
+            checks.assert_label_only_cut(
+                cut, "vggsound", "sound", split=split, audio_key=f"yt:{ytid}:{int(start)}",
+                orig_id=f"{ytid}_{int(start):06d}",
+            )  # fmt: skip
             assert cut_labels(cut) == {"sound_event": label}
             assert cut.duration == pytest.approx(seconds) and cut.sampling_rate == sr
             assert cut.num_channels == channels
@@ -57,14 +41,13 @@ def test_splits_ids_labels_audio_key(prepared):
 
 
 def test_skipped(prepared):
-    _, out, _ = prepared
-    assert _skipped(out, "train") == {"--8puiAGLhs_30": "missing"}
-    assert _skipped(out, "test") == {
+    assert prepared.skipped("train") == {"--8puiAGLhs_30": "missing"}
+    assert prepared.skipped("test") == {
         "zyTX_1BXKDE_0": "unreadable",
         "a8Z_kq2Lw0E_abc": "bad_metadata",
         "vggsound_Xk9_-pQ2mZs_000020": "too_short",
     }
-    assert _skipped(out, "dev") == {}
+    assert prepared.skipped("dev") == {}
 
 
 def test_dev_fraction_is_deterministic(tmp_path):
@@ -88,16 +71,9 @@ def test_audio_stems():
 
 
 def test_cli_help_and_rerun_reuses(prepared, capsys):
-    corpus, out, _ = prepared
-    with pytest.raises(SystemExit):
-        prepare_main(["vggsound", "--help"])
-    help_text = capsys.readouterr().out
-    for opt in ("--csv-file", "--audio-dir", "--dev-fraction", "--min-duration"):
-        assert opt in help_text
-    path = manifest_path(out, "vggsound", "train")
-    before = path.stat().st_mtime_ns
-    assert prepare_main(["vggsound", "--corpus-dir", str(corpus), "--output-dir", str(out)]) == 0
-    assert path.stat().st_mtime_ns == before
+    options = ("--csv-file", "--audio-dir", "--dev-fraction", "--min-duration")
+    checks.assert_cli_help_lists(capsys, "vggsound", *options)
+    checks.assert_cli_rerun_reuses(prepared)
 
 
 def test_min_duration_change_redoes_parts(tmp_path):

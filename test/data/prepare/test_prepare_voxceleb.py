@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import voxceleb as fx
 
-from toolkit.bin import prepare as prepare_cli
 from toolkit.data.cuts import cut_captions, cut_custom, cut_labels
 from toolkit.data.dataset import load_mono
-from toolkit.data.prepare.common import manifest_path
 from toolkit.data.prepare.voxceleb import prepare_voxceleb
 
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vox")
-    corpus = fx.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_voxceleb(corpus, out, **fx.PREPARE_OPTIONS)
-    return corpus, out, {s: list(c) for s, c in cuts.items()}
+prepared = checks.prepared_fixture(fx, prepare_voxceleb, "voxceleb1")
 
 
 def test_splits_ids_and_labels(prepared):
@@ -44,9 +34,9 @@ def test_splits_ids_and_labels(prepared):
             spk = cut.id.split("_")[1]
             assert cut.duration == pytest.approx(seconds[cut.id])
             assert cut.start == 0 and cut.recording.id == cut.id and len(cut.supervisions) == 1
-            assert cut_captions(cut) == [] and custom["caption"] == []
-            assert custom["source"] == "voxceleb1" and custom["domain"] == "speech"
-            assert custom["split"] == split and "audio_key" not in custom
+            assert cut_captions(cut) == []
+            checks.assert_label_only_cut(cut, "voxceleb1", "speech", split=split)
+            assert "audio_key" not in custom
             assert custom["orig_id"].startswith(f"{spk}/") and custom["orig_id"].endswith(".wav")
             assert cut_labels(cut) == {
                 "speech_speaker": spk,
@@ -57,13 +47,9 @@ def test_splits_ids_and_labels(prepared):
 
 def test_skipped_missing_corrupt_and_malformed(prepared):
     _, out, _ = prepared
-    dev = json.loads((out / "voxceleb1_cuts_dev.summary.json").read_text())
-    test = json.loads((out / "voxceleb1_cuts_test.summary.json").read_text())
-    assert dev["skipped"] == {"unreadable": 1, "bad_metadata": 1}
-    assert test["skipped"] == {"missing": 1}
-    rows = (out / "voxceleb1_cuts_dev.skipped.tsv").read_text().splitlines()
-    assert rows[0] == "id\treason\tdetail"
-    reasons = {r.split("\t")[0]: r.split("\t")[1] for r in rows[1:]}
+    assert prepared.summary("dev")["skipped"] == {"unreadable": 1, "bad_metadata": 1}
+    assert prepared.summary("test")["skipped"] == {"missing": 1}
+    reasons = prepared.skipped("dev")
     spk, yt, utt, _ = fx.CORRUPT
     assert reasons[f"{spk}/{yt}/{utt}.wav"] == "unreadable"
     assert "bad_metadata" in reasons.values()
@@ -78,12 +64,8 @@ def test_load_audio(prepared):
 
 
 def test_rerun_reuses(prepared):
-    corpus, out, cuts = prepared
-    path = manifest_path(out, "voxceleb1", "train")
-    before = path.stat().st_mtime_ns
-    again = prepare_voxceleb(corpus, out)
-    assert path.stat().st_mtime_ns == before
-    assert [c.id for c in again["train"]] == [c.id for c in cuts["train"]]
+    corpus, out, _ = prepared
+    checks.assert_rerun_gives_same_cuts(prepared, "train", lambda: prepare_voxceleb(corpus, out))
 
 
 def test_without_meta_only_speaker(tmp_path):
@@ -104,7 +86,7 @@ def test_voxceleb2_video_disjoint_holdout(tmp_path):
     assert set(only_train) == {"train"}
     all_ids = [c.id for c in only_train["train"]]
     assert len(all_ids) == 12 and all(i.startswith("voxceleb2_id000") for i in all_ids)
-    summary = json.loads((tmp_path / "a" / "voxceleb2_cuts_train.summary.json").read_text())
+    summary = checks.read_summary(tmp_path / "a", "voxceleb2", "train")
     assert summary["skipped"] == {"unreadable": 1}  # the .m4a (no ffmpeg) / corrupt file
     cut = next(iter(only_train["train"]))
     assert cut_custom(cut)["source"] == "voxceleb2"
@@ -122,9 +104,5 @@ def test_voxceleb2_video_disjoint_holdout(tmp_path):
 
 
 def test_cli_lists_options(capsys):
-    with pytest.raises(SystemExit) as e:
-        prepare_cli.main(["voxceleb", "--help"])
-    assert e.value.code == 0
-    text = capsys.readouterr().out
-    for opt in ("--version", "--split-file", "--meta-file", "--dev-fraction", "--num-jobs"):
-        assert opt in text
+    options = ("--version", "--split-file", "--meta-file", "--dev-fraction", "--num-jobs")
+    checks.assert_cli_help_lists(capsys, "voxceleb", *options)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import prepare_checks as checks
 import pytest
 from corpus_fixtures import wavcaps as fixture
 from lhotse import CutSet
 
 from toolkit.bin import prepare as prepare_cli
-from toolkit.data.cuts import cut_captions
+from toolkit.data.cuts import cut_captions, cut_custom
 from toolkit.data.dataset import load_mono
 from toolkit.data.prepare.common import manifest_path
 from toolkit.data.prepare.wavcaps import iter_json_records, prepare_wavcaps, subset_name
@@ -24,13 +25,7 @@ KEPT = {
 }
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("wavcaps")
-    corpus = fixture.write_fixture(root)
-    out = root / "manifests"
-    cuts = prepare_wavcaps(corpus, out, **fixture.PREPARE_OPTIONS)
-    return corpus, out, cuts
+prepared = checks.prepared_fixture(fixture, prepare_wavcaps, "wavcaps")
 
 
 def test_iter_json_records_both_layouts(tmp_path):
@@ -67,23 +62,21 @@ def test_cuts_captions_and_audio_keys(prepared):
     assert set(by_id) == set(KEPT)
     for cid, (caption, seconds) in KEPT.items():
         cut = by_id[cid]
-        custom = cut.supervisions[0].custom
-        assert cut_captions(cut) == [caption] and custom["caption_style"] == ["short"]
-        assert custom["source"] == "wavcaps" and custom["domain"] == "sound"
-        assert custom["split"] == "train"
+        assert cut_captions(cut) == [caption]
+        checks.assert_custom(
+            cut, caption_style=["short"], source="wavcaps", domain="sound", split="train"
+        )
         assert cut.start == 0 and cut.duration == pytest.approx(seconds, abs=1e-3)
-    assert by_id[P + "as_Yb0RFKhbpFJA"].supervisions[0].custom["audio_key"] == "yt:b0RFKhbpFJA:30"
-    assert by_id[P + "as_Yb0RFKhbpFJA"].supervisions[0].custom["orig_id"] == "Yb0RFKhbpFJA.wav"
-    assert "audio_key" not in by_id[P + "as_Y--PJHxphWEs"].supervisions[0].custom  # no start
-    assert "audio_key" not in by_id[P + "bbc_07066104"].supervisions[0].custom
+    checks.assert_custom(
+        by_id[P + "as_Yb0RFKhbpFJA"], audio_key="yt:b0RFKhbpFJA:30", orig_id="Yb0RFKhbpFJA.wav"
+    )
+    assert "audio_key" not in cut_custom(by_id[P + "as_Y--PJHxphWEs"])  # no start
+    assert "audio_key" not in cut_custom(by_id[P + "bbc_07066104"])
     assert by_id[P + "bbc_07066104"].num_channels == 2
 
 
 def test_skipped_items(prepared):
-    _, out, _ = prepared
-    lines = (out / "wavcaps_cuts_train.skipped.tsv").read_text().splitlines()
-    reasons = {line.split("\t")[0]: line.split("\t")[1] for line in lines[1:]}
-    assert reasons == {
+    assert prepared.skipped("train") == {
         P + "as_YvfY_TJq7n_U": "blacklisted",
         P + "bbc_07066105": "missing",
         P + "fsd_180914": "unreadable",
@@ -91,7 +84,7 @@ def test_skipped_items(prepared):
         P + "fsd_record3": "bad_metadata",
         P + "sb_2218": "too_short",
     }
-    summary = json.loads((out / "wavcaps_cuts_train.summary.json").read_text())
+    summary = prepared.summary("train")
     assert summary["num_cuts"] == 5 and sum(summary["skipped"].values()) == 6
 
 
@@ -99,21 +92,18 @@ def test_load_audio_and_rerun(prepared, caplog):
     corpus, out, cuts = prepared
     cut = next(c for c in cuts["train"] if c.id == P + "bbc_07066104")  # 3 s stereo 48 kHz
     assert load_mono(cut, 16000).shape == (48000,)
-    path = manifest_path(out, "wavcaps", "train")
-    before = path.stat().st_mtime_ns
     with caplog.at_level("INFO"):
-        prepare_wavcaps(corpus, out, **fixture.PREPARE_OPTIONS)
-    assert path.stat().st_mtime_ns == before and "reused" in caplog.text
+        checks.assert_rerun_reuses(
+            prepared.manifest("train"),
+            lambda: prepare_wavcaps(corpus, out, **fixture.PREPARE_OPTIONS),
+        )
+    assert "reused" in caplog.text
 
 
 def test_cli_subsets_and_audio_dir_override(prepared, tmp_path, capsys):
     corpus, _, _ = prepared
-    with pytest.raises(SystemExit):
-        prepare_cli.main(["wavcaps", "--help"])
-    text = capsys.readouterr().out
-    for flag in ("--subsets", "--audio-dirs", "--audioset-segments", "--blacklist",
-                 "--min-duration", "--num-jobs", "--force"):  # fmt: skip
-        assert flag in text
+    checks.assert_cli_help_lists(capsys, "wavcaps", "--subsets", "--audio-dirs", "--audioset-segments",
+                          "--blacklist", "--min-duration", "--num-jobs", "--force")  # fmt: skip
     moved = tmp_path / "sb"
     moved.mkdir()
     (corpus / "audio" / "SoundBible" / "2219.flac").rename(moved / "2219.flac")

@@ -20,7 +20,6 @@ All rows of one clip ``(youtube_id, start_time)`` become one cut with every capt
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,16 +27,15 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
-from toolkit.data.cuts import caption_cut, clean_captions
+from toolkit.data.cuts import clean_captions
 from toolkit.data.prepare.audiosetcaps import resolve, safe_id, youtube_audio_key
 from toolkit.data.prepare.common import (
     SkipItem,
-    find_audio,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
-    read_recording,
+    csv_rows,
+    first_audio,
+    prepare_splits,
     register_corpus,
+    whole_file_cut,
 )
 
 log = logging.getLogger(__name__)
@@ -80,27 +78,22 @@ def read_split_csv(path: Path) -> list[dict[str, Any]]:
         ValueError: the CSV lacks one of the AudioCaps columns.
     """
     clips: dict[tuple[str, int], dict[str, Any]] = {}
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = set(COLUMNS) - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
-        for n, row in enumerate(reader, 2):
-            youtube_id = (row["youtube_id"] or "").strip()
-            try:
-                start = int(float(row["start_time"]))
-            except (TypeError, ValueError):
-                start = -1
-            if not youtube_id or start < 0:
-                clips[(f"#row{n}", n)] = {"youtube_id": youtube_id or "none", "start": n,
-                                          "captions": [], "audiocap_ids": [], "bad": n}  # fmt: skip
-                continue
-            clip = clips.setdefault(
-                (youtube_id, start),
-                {"youtube_id": youtube_id, "start": start, "captions": [], "audiocap_ids": []},
-            )
-            clip["captions"].append(row["caption"] or "")
-            clip["audiocap_ids"].append((row["audiocap_id"] or "").strip())
+    for n, row in enumerate(csv_rows(path, COLUMNS), 2):
+        youtube_id = (row["youtube_id"] or "").strip()
+        try:
+            start = int(float(row["start_time"]))
+        except (TypeError, ValueError):
+            start = -1
+        if not youtube_id or start < 0:
+            clips[(f"#row{n}", n)] = {"youtube_id": youtube_id or "none", "start": n,
+                                      "captions": [], "audiocap_ids": [], "bad": n}  # fmt: skip
+            continue
+        clip = clips.setdefault(
+            (youtube_id, start),
+            {"youtube_id": youtube_id, "start": start, "captions": [], "audiocap_ids": []},
+        )
+        clip["captions"].append(row["caption"] or "")
+        clip["audiocap_ids"].append((row["audiocap_id"] or "").strip())
     return list(clips.values())
 
 
@@ -113,13 +106,13 @@ def _clip_cut(item: dict[str, Any]) -> Cut:
         raise SkipItem("no_caption", item["orig_id"])
     yt, start = item["youtube_id"], item["start"]
     stems = (f"{yt}_{start}", yt, f"Y{yt}")
-    path = next((p for d in item["dirs"] for s in stems if (p := find_audio(d, s))), None)
+    path = first_audio((d, s) for d in item["dirs"] for s in stems)
     if path is None:
         raise SkipItem("missing", f"{item['dirs'][0]}/{stems[0]}.* or {stems[1]}.*")
-    rec = read_recording(path, item["id"])
-    metadata = {"split": item["split"], "audio_key": youtube_audio_key(yt, start)}
-    return caption_cut(rec, item["id"], captions, ["short"] * len(captions), "sound", NAME,
-                       orig_id=item["orig_id"], metadata=metadata)  # fmt: skip
+    return whole_file_cut(
+        path, item["id"], "sound", NAME, captions=captions, styles=["short"] * len(captions),
+        orig_id=item["orig_id"], split=item["split"], audio_key=youtube_audio_key(yt, start),
+    )  # fmt: skip
 
 
 def _item(clip: dict[str, Any], split: str, csv_path: Path, dirs: list[str]) -> dict[str, Any]:
@@ -168,21 +161,23 @@ def prepare_audiocaps(
         audio_root = resolve(root, audio_dir)
     else:
         audio_root = next((root / d for d in AUDIO_DIRS if (root / d).is_dir()), root)
-    summaries = {}
+    csvs = {}
     for split in splits:
         path = next((csv_root / n for n in CSV_NAMES[split] if (csv_root / n).is_file()), None)
         if path is None:
             log.warning("audiocaps: no %s in %s; split %s skipped", CSV_NAMES[split][0],
                         csv_root, split)  # fmt: skip
-            continue
-        clips = read_split_csv(path)
+        else:
+            csvs[split] = path
+    if not csvs:
+        raise FileNotFoundError(f"no AudioCaps CSV for split(s) {list(splits)} in {csv_root}")
+
+    def items(split: str) -> list[dict[str, Any]]:
         dirs = [str(audio_root / f) for f in SPLIT_FOLDERS[split] if (audio_root / f).is_dir()]
         dirs.append(str(audio_root))
-        items = [_item(c, split, path, dirs) for c in clips]
-        summaries[split] = prepare_in_parts(
-            items, _clip_cut, manifest_path(output_dir, NAME, split), item_id=lambda x: x["id"],
-            num_jobs=num_jobs, min_duration=min_duration, force=force,
-        )  # fmt: skip
-    if not summaries:
-        raise FileNotFoundError(f"no AudioCaps CSV for split(s) {list(splits)} in {csv_root}")
-    return lazy_manifests(summaries)
+        return [_item(c, split, csvs[split], dirs) for c in read_split_csv(csvs[split])]
+
+    return prepare_splits(
+        NAME, output_dir, csvs, items, _clip_cut, item_id=lambda x: x["id"], num_jobs=num_jobs,
+        min_duration=min_duration, force=force,
+    )  # fmt: skip

@@ -32,13 +32,15 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
-from toolkit.data.cuts import caption_cut, clean_caption, clean_captions
+from toolkit.data.cuts import clean_caption, clean_captions
 from toolkit.data.prepare.common import (
     SkipItem,
-    find_audio,
+    csv_rows,
+    first_audio,
     prepare_splits,
-    read_recording,
     register_corpus,
+    require_file,
+    whole_file_cut,
 )
 
 log = logging.getLogger(__name__)
@@ -101,9 +103,7 @@ def read_audioset_starts(
     """
     starts: dict[str, float] = {}
     for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"AudioSet segment list {path} not found")
+        path = require_file(Path(path), "AudioSet segment list")
         with open(path, encoding="utf-8", newline="") as f:
             first = f.readline()
             if "segment_id" in first:  # strong labels: segment_id <yt>_<start ms>
@@ -162,9 +162,7 @@ def parse_dir_overrides(
 
 
 def _read_id_list(path: Path) -> set[str]:
-    if not path.is_file():
-        raise FileNotFoundError(f"held-out id list {path} not found")
-    with open(path, encoding="utf-8") as f:
+    with open(require_file(path, "held-out id list"), encoding="utf-8") as f:
         return {line.strip() for line in f if line.strip() and not line.startswith("#")}
 
 
@@ -173,40 +171,31 @@ def _clip_cut(item: dict[str, Any], short_max_words: int) -> Cut:
     captions = clean_captions(item["captions"])
     if not captions:
         raise SkipItem("no_caption", item["orig_id"])
-    path = None
-    for stem in item["stems"]:
-        path = find_audio(item["audio_dir"], stem)
-        if path is not None:
-            break
+    path = first_audio((item["audio_dir"], stem) for stem in item["stems"])
     if path is None:
         raise SkipItem("missing", f"{item['audio_dir']}/{item['stems'][0]}.*")
-    rec = read_recording(path, item["id"])
     styles = [caption_style_of(c, short_max_words) for c in captions]
-    metadata = {"split": item["split"], "audio_key": item.get("audio_key")}
-    return caption_cut(rec, item["id"], captions, styles, "sound", NAME,
-                       orig_id=item["orig_id"], metadata=metadata)  # fmt: skip
+    return whole_file_cut(
+        path, item["id"], "sound", NAME, captions=captions, styles=styles,
+        orig_id=item["orig_id"], split=item["split"], audio_key=item.get("audio_key"),
+    )  # fmt: skip
 
 
 def _caption_rows(path: Path) -> Iterator[tuple[str, list[str]]]:
     """``(id, captions)`` of a caption CSV, streamed; consecutive rows of one id are merged."""
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"id", "caption"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
-        current: str | None = None
-        captions: list[str] = []
-        for row in reader:
-            clip_id = (row.get("id") or "").strip()
-            if not clip_id:
-                continue
-            if clip_id != current:
-                if current is not None:
-                    yield current, captions
-                current, captions = clip_id, []
-            captions.append(row.get("caption") or "")
-        if current is not None:
-            yield current, captions
+    current: str | None = None
+    captions: list[str] = []
+    for row in csv_rows(path, ("id", "caption")):
+        clip_id = (row.get("id") or "").strip()
+        if not clip_id:
+            continue
+        if clip_id != current:
+            if current is not None:
+                yield current, captions
+            current, captions = clip_id, []
+        captions.append(row.get("caption") or "")
+    if current is not None:
+        yield current, captions
 
 
 def _items(

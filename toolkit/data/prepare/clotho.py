@@ -25,16 +25,13 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
-from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
     SkipItem,
     find_audio,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
-    read_recording,
+    prepare_splits,
     register_corpus,
+    whole_file_cut,
 )
 
 NAME = "clotho"
@@ -61,20 +58,16 @@ def _item_cut(item: dict[str, Any]) -> Cut:
     path: Path | None = audio_dir / name
     if Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
         path = find_audio(audio_dir, name)
-    rec = read_recording(path if path is not None else audio_dir / name, item["id"])
-    return caption_cut(
-        rec,
-        item["id"],
-        item["captions"],
-        ["short"] * len(item["captions"]),
-        "sound",
-        NAME,
-        orig_id=name,
-        metadata={"audio_key": f"clotho:{name}", "split": item["split"]},
-    )
+    return whole_file_cut(
+        path if path is not None else audio_dir / name, item["id"], "sound", NAME,
+        captions=item["captions"], styles=["short"] * len(item["captions"]), orig_id=name,
+        audio_key=f"clotho:{name}", split=item["split"],
+    )  # fmt: skip
 
 
-def _rows(csv_path: Path, audio_dir: Path, official: str) -> Iterator[dict[str, Any]]:
+def _rows(root: Path, official: str) -> Iterator[dict[str, Any]]:
+    """Items of one official split: rows of ``clotho_captions_<official>.csv``, streamed."""
+    csv_path, audio_dir = root / f"clotho_captions_{official}.csv", root / official
     with open(csv_path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []
@@ -114,20 +107,11 @@ def prepare_clotho(
     error.
     """
     root = Path(corpus_dir)
-    summaries = {}
-    for official, split in SPLITS.items():
-        csv_path = root / f"clotho_captions_{official}.csv"
-        if not csv_path.is_file():
-            continue
-        summaries[split] = prepare_in_parts(
-            _rows(csv_path, root / official, official),
-            _item_cut,
-            manifest_path(output_dir, NAME, split),
-            item_id=lambda x: x["file_name"],
-            num_jobs=num_jobs,
-            min_duration=min_duration,
-            force=force,
-        )
-    if not summaries:
+    present = {s: o for o, s in SPLITS.items() if (root / f"clotho_captions_{o}.csv").is_file()}
+    if not present:
         raise FileNotFoundError(f"no clotho_captions_{{{','.join(SPLITS)}}}.csv under {root}")
-    return lazy_manifests(summaries)
+    return prepare_splits(
+        NAME, output_dir, present, lambda split: _rows(root, present[split]), _item_cut,
+        item_id=lambda x: x["file_name"], num_jobs=num_jobs, min_duration=min_duration,
+        force=force,
+    )  # fmt: skip

@@ -29,7 +29,7 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,6 +48,7 @@ T = TypeVar("T")
 AUDIO_EXTENSIONS = (
     ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif", ".au",
 )  # fmt: skip
+SPLITS = ("train", "dev", "test")  # the standard split names, in manifest order
 PrepareFn = Callable[..., dict[str, CutSet]]
 _SUMMARY_VERSION = 1
 
@@ -94,6 +95,15 @@ def find_audio(
     return None
 
 
+def first_audio(
+    candidates: Iterable[tuple[Path | str, str]], extensions: Iterable[str] = AUDIO_EXTENSIONS
+) -> Path | None:
+    """The first existing audio file over ``(directory, stem)`` candidates, tried in order with
+    :func:`find_audio` (None if there is none)."""
+    extensions = tuple(extensions)
+    return next((p for d, stem in candidates if (p := find_audio(d, stem, extensions))), None)
+
+
 def read_recording(path: Path | str | None, recording_id: str) -> Recording:
     """A Lhotse ``Recording`` from the file's header (samples are not loaded).
 
@@ -115,6 +125,81 @@ def read_recording(path: Path | str | None, recording_id: str) -> Recording:
     if rec.num_samples <= 0 or rec.duration <= 0:
         raise SkipItem("empty", str(path))
     return rec
+
+
+def whole_file_cut(
+    path: Path | str | None,
+    cut_id: str,
+    domain: str,
+    source: str,
+    labels: dict[str, Any] | None = None,
+    *,
+    orig_id: str,
+    captions: Sequence[str] = (),
+    styles: Sequence[str] = (),
+    **metadata: Any,
+) -> Cut:
+    """One cut over the whole audio file ``path`` (recording id = ``cut_id``): the recording from
+    :func:`read_recording` (raises :class:`SkipItem` on missing, unreadable or empty audio) and
+    the cut from :func:`~toolkit.data.cuts.caption_cut` with ``captions``/``styles`` (none for
+    a label-only corpus), ``labels``, ``orig_id`` and the ``metadata`` keys (``split``,
+    ``audio_key``, ``fold``, ...; None values are left out)."""
+    rec = read_recording(path, cut_id)
+    return caption_cut(
+        rec, cut_id, captions, styles, domain, source, labels, orig_id=orig_id, metadata=metadata
+    )
+
+
+def csv_rows(path: Path, required: Iterable[str] = ()) -> Iterator[dict[str, str]]:
+    """The rows of the UTF-8 CSV ``path`` as dicts keyed by its header, streamed.
+
+    Raises:
+        ValueError: the header lacks one of the ``required`` columns (named in the message).
+    """
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(required) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+        yield from reader
+
+
+def require_file(path: Path, what: str, hint: str = "") -> Path:
+    """``path`` if it is a file, else ``FileNotFoundError("<what> <path> not found<hint>")``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} not found{hint}")
+    return path
+
+
+def require_dir(path: Path, what: str, hint: str = "") -> Path:
+    """``path`` if it is a folder, else ``FileNotFoundError("<what> <path> not found<hint>")``."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} {path} not found{hint}")
+    return path
+
+
+def readable_label(label: str) -> str:
+    """``"Electric_guitar"`` → ``"Electric guitar"`` (underscores → spaces, whitespace collapsed)."""
+    return " ".join(str(label).replace("_", " ").split())
+
+
+def hash01(text: str) -> float:
+    """A deterministic number in [0, 1) from ``text`` (SHA-1; the same on every machine)."""
+    return int(hashlib.sha1(text.encode()).hexdigest()[:12], 16) / float(16**12)
+
+
+def hash_split(key: str, dev_fraction: float, test_fraction: float) -> str:
+    """``test``, ``dev`` or ``train`` for ``key`` by :func:`hash01`: below ``test_fraction`` is
+    test, below ``test_fraction + dev_fraction`` dev, the rest train (deterministic, independent
+    of the order in which keys are met)."""
+    u = hash01(key)
+    return "test" if u < test_fraction else "dev" if u < test_fraction + dev_fraction else "train"
+
+
+def check_fractions(dev_fraction: float, test_fraction: float) -> None:
+    """Raise ValueError unless both shares are >= 0 and together below 1."""
+    if not (0 <= dev_fraction and 0 <= test_fraction and dev_fraction + test_fraction < 1):
+        raise ValueError(f"bad dev_fraction/test_fraction {dev_fraction}/{test_fraction}")
 
 
 def segment_times(
@@ -380,36 +465,30 @@ def _fold_items(
 ) -> Iterator[dict[str, Any]]:  # fmt: skip
     """Rows of the fold CSV ``meta`` in ``fold``, streamed (non-integer folds are logged)."""
     bad = 0
-    with open(meta, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {file_column, "fold", label_column} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{meta}: missing column(s) {sorted(missing)}")
-        for row in reader:
-            try:
-                row_fold = int(row["fold"])
-            except (TypeError, ValueError):
-                bad += 1
-                continue
-            if row_fold == fold:
-                file = row[file_column].strip()
-                folder = audio_dir / f"fold{fold}" if fold_subdirs else audio_dir
-                yield {"name": name, "file": file, "label": row[label_column], "fold": fold,
-                       "label_column": label_column, "path": str(folder / file)}  # fmt: skip
+    for row in csv_rows(meta, (file_column, "fold", label_column)):
+        try:
+            row_fold = int(row["fold"])
+        except (TypeError, ValueError):
+            bad += 1
+            continue
+        if row_fold == fold:
+            file = row[file_column].strip()
+            folder = audio_dir / f"fold{fold}" if fold_subdirs else audio_dir
+            yield {"name": name, "file": file, "label": row[label_column], "fold": fold,
+                   "label_column": label_column, "path": str(folder / file)}  # fmt: skip
     if bad and fold == 1:
         log.warning("%s: %d row(s) without an integer fold ignored", meta, bad)
 
 
 def _fold_clip_cut(item: dict[str, Any]) -> Cut:
     """One clip of a fold corpus → cut with ``sound_event`` (SkipItem on bad metadata/audio)."""
-    label = " ".join((item["label"] or "").replace("_", " ").split())
+    label = readable_label(item["label"] or "")
     if not label:
         raise SkipItem("bad_metadata", f"{item['file']}: no {item['label_column']}")
     cut_id = f"{item['name']}_{Path(item['file']).stem}"
-    rec = read_recording(item["path"], cut_id)
-    return caption_cut(
-        rec, cut_id, [], [], "sound", item["name"], {"sound_event": label},
-        orig_id=item["file"], metadata={"fold": item["fold"]},
+    return whole_file_cut(
+        item["path"], cut_id, "sound", item["name"], {"sound_event": label},
+        orig_id=item["file"], fold=item["fold"],
     )  # fmt: skip
 
 

@@ -28,17 +28,17 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
-from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
+    SPLITS,
     SkipItem,
+    check_fractions,
     find_audio,
     prepare_splits,
-    read_recording,
     register_corpus,
+    whole_file_cut,
 )
 
 NAME = "cremad"
-SPLITS = ("train", "dev", "test")
 EMOTIONS = {
     "ANG": "anger",
     "DIS": "disgust",
@@ -126,17 +126,9 @@ def actor_splits(actors: list[str], dev_fraction: float, test_fraction: float) -
 def _clip_cut(item: dict[str, Any]) -> Cut:
     if item["labels"] is None:
         raise SkipItem("bad_metadata", f"file name {item['stem']!r} does not parse")
-    rec = read_recording(find_audio(item["audio_dir"], item["stem"]), item["id"])
-    return caption_cut(
-        rec,
-        item["id"],
-        [],
-        [],
-        "speech",
-        NAME,
-        item["labels"],
-        orig_id=item["stem"],
-        metadata={"split": item["split"]},
+    path = find_audio(item["audio_dir"], item["stem"])
+    return whole_file_cut(
+        path, item["id"], "speech", NAME, item["labels"], orig_id=item["stem"], split=item["split"]
     )
 
 
@@ -177,8 +169,7 @@ def prepare_cremad(
         dev_fraction, test_fraction: shares of the actors in ``dev`` / ``test``.
     """
     root = Path(corpus_dir)
-    if not (0 <= dev_fraction and 0 <= test_fraction and dev_fraction + test_fraction < 1):
-        raise ValueError(f"bad dev_fraction/test_fraction {dev_fraction}/{test_fraction}")
+    check_fractions(dev_fraction, test_fraction)
     stems = list_stems(root)
     actors = [p["actor"] for p in map(parse_name, stems) if p]
     if not actors:

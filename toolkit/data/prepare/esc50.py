@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lhotse import CutSet
 
-from toolkit.data.prepare.common import prepare_fold_corpus, register_corpus
+from toolkit.data.prepare.common import prepare_fold_corpus, register_corpus, require_file
 
 NAME = "esc50"
 NUM_FOLDS = 5
@@ -29,9 +29,9 @@ def prepare_esc50(
 ) -> dict[str, CutSet]:
     """ESC-50 → ``esc50_cuts_fold{1..5}`` (label ``sound_event``, metadata ``fold``, no captions)."""
     root = Path(corpus_dir)
-    meta = root / "meta" / "esc50.csv"
-    if not meta.is_file():
-        raise FileNotFoundError(f"ESC-50 metadata {meta} not found (see docs/corpora/esc50.md)")
+    meta = require_file(
+        root / "meta" / "esc50.csv", "ESC-50 metadata", " (see docs/corpora/esc50.md)"
+    )
     return prepare_fold_corpus(
         NAME, meta, NUM_FOLDS, "filename", "category", root / "audio", output_dir,
         fold_subdirs=False, num_jobs=num_jobs, force=force,

@@ -14,7 +14,6 @@ guitar``), in the csv's order (leaf classes first, then their ancestors).
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,25 +22,21 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
-from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SkipItem,
+    csv_rows,
     find_audio,
     prepare_splits,
-    read_recording,
+    readable_label,
     register_corpus,
+    require_file,
+    whole_file_cut,
 )
 
 log = logging.getLogger(__name__)
 
 NAME = "fsd50k"
-SPLITS = ("train", "dev", "test")
 _DEV_SPLITS = {"train": "train", "val": "dev"}
-
-
-def readable_label(label: str) -> str:
-    """``"Electric_guitar"`` → ``"Electric guitar"`` (underscores → spaces, trimmed)."""
-    return " ".join(label.replace("_", " ").split())
 
 
 def _clip_cut(item: dict[str, Any]) -> Cut:
@@ -49,37 +44,31 @@ def _clip_cut(item: dict[str, Any]) -> Cut:
     labels = [readable_label(x) for x in item["labels"].split(",") if x.strip()]
     if not labels:
         raise SkipItem("bad_metadata", f"{item['fname']}: no labels")
-    cut_id = f"{NAME}_{item['fname']}"
-    rec = read_recording(find_audio(item["audio_dir"], item["fname"]), cut_id)
-    return caption_cut(
-        rec, cut_id, [], [], "sound", NAME, {"sound_events": labels}, orig_id=item["fname"],
-        metadata={"split": item["split"]},
+    path = find_audio(item["audio_dir"], item["fname"])
+    return whole_file_cut(
+        path, f"{NAME}_{item['fname']}", "sound", NAME, {"sound_events": labels},
+        orig_id=item["fname"], split=item["split"],
     )  # fmt: skip
 
 
 def _rows(path: Path, split: str, audio_dir: Path) -> Iterator[dict[str, Any]]:
     """Items of ``split`` from one ground-truth csv, streamed."""
     unknown = 0
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"fname", "labels"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
-        for row in reader:
-            if "split" in row and row["split"] is not None:
-                row_split = _DEV_SPLITS.get(row["split"].strip())
-                if row_split is None:
-                    unknown += 1
-                    continue
-            else:
-                row_split = "test"
-            if row_split == split:
-                yield {
-                    "fname": row["fname"].strip(),
-                    "labels": row["labels"] or "",
-                    "split": split,
-                    "audio_dir": str(audio_dir),
-                }
+    for row in csv_rows(path, ("fname", "labels")):
+        if "split" in row and row["split"] is not None:
+            row_split = _DEV_SPLITS.get(row["split"].strip())
+            if row_split is None:
+                unknown += 1
+                continue
+        else:
+            row_split = "test"
+        if row_split == split:
+            yield {
+                "fname": row["fname"].strip(),
+                "labels": row["labels"] or "",
+                "split": split,
+                "audio_dir": str(audio_dir),
+            }
     if unknown:
         log.warning("%s: %d row(s) with a split other than train/val ignored", path, unknown)
 
@@ -106,10 +95,7 @@ def prepare_fsd50k(
     gt = root / ground_truth_dir
     dev_csv, eval_csv = gt / "dev.csv", gt / "eval.csv"
     for path in (dev_csv, eval_csv):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"FSD50K ground truth {path} not found (see docs/corpora/fsd50k.md)"
-            )
+        require_file(path, "FSD50K ground truth", " (see docs/corpora/fsd50k.md)")
     sources = {
         "train": (dev_csv, root / dev_audio_dir),
         "dev": (dev_csv, root / dev_audio_dir),

@@ -44,14 +44,17 @@ from toolkit.config import ConfigError
 from toolkit.data.cuts import DOMAINS, caption_cut, is_label_key
 from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
+    SPLITS,
     SkipItem,
+    hash01,
+    hash_split,
     prepare_splits,
     read_recording,
     register_corpus,
+    require_file,
     segment_times,
 )
 
-SPLITS = ("train", "dev", "test")
 _SPLIT_ALIASES = {"train": "train", "dev": "dev", "valid": "dev", "val": "dev",
                   "validation": "dev", "test": "test", "eval": "test"}  # fmt: skip
 _ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -64,10 +67,6 @@ log = logging.getLogger(__name__)
 
 def _safe_id(text: str) -> str:
     return _ID_SAFE.sub("_", text).strip("_") or "clip"
-
-
-def _hash01(text: str) -> float:
-    return int(hashlib.sha1(text.encode()).hexdigest()[:12], 16) / float(16**12)
 
 
 def _readable(label: str) -> str:
@@ -181,7 +180,7 @@ def _write_splits(
 
 def _seeded_hash(key: str, seed: int) -> float:
     """Position of ``key`` in the seeded order (seed 0: the unseeded hash of earlier versions)."""
-    return _hash01(key if not seed else f"{seed}:{key}")
+    return hash01(key if not seed else f"{seed}:{key}")
 
 
 def recording_group(rel: str | PurePosixPath, pattern: str | None = None) -> str:
@@ -305,11 +304,6 @@ def carve_dev(
             what, len(labels),
         )  # fmt: skip
     return dev
-
-
-def _assign_split(key: str, dev_fraction: float, test_fraction: float) -> str:
-    u = _hash01(key)
-    return "test" if u < test_fraction else "dev" if u < test_fraction + dev_fraction else "train"
 
 
 def check_domain(domain: str) -> str:
@@ -600,9 +594,7 @@ def prepare_listing(
     """
     root = Path(corpus_dir)
     listing = Path(listing)
-    listing = root / listing
-    if not listing.is_file():
-        raise FileNotFoundError(f"listing file {listing} not found")
+    listing = require_file(root / listing, "listing file")
     check_domain(domain)
     if task is not None:
         check_task(task)
@@ -701,7 +693,7 @@ def _listing_items(
     for n, row, problem in iter_listing(listing, required=("path",)):
         if problem is not None:
             split = _SPLIT_ALIASES.get(str((row or {}).get("split") or "").lower())
-            split = split or _assign_split(f"{listing.name}:{n}", dev_fraction, test_fraction)
+            split = split or hash_split(f"{listing.name}:{n}", dev_fraction, test_fraction)
             if splits and split not in splits:
                 split = splits[0]
             if only_split is None or split == only_split:

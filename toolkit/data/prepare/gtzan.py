@@ -31,19 +31,21 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
-from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
+    SPLITS,
+    check_fractions,
     find_audio,
     prepare_splits,
-    read_recording,
     register_corpus,
+    require_dir,
+    require_file,
+    whole_file_cut,
 )
 
 log = logging.getLogger(__name__)
 
 NAME = "gtzan"
-SPLITS = ("train", "dev", "test")
 EXTENSIONS = (*AUDIO_EXTENSIONS, ".au")
 GENRE_NAMES = {"hiphop": "hip hop"}
 GENRES_DIRS = ("genres", "genres_original", "Data/genres_original", "gtzan/genres")
@@ -54,10 +56,7 @@ def find_genres_dir(root: Path, genres_dir: str = "") -> Path:
     :data:`GENRES_DIRS` under ``root`` that exists, else ``root`` itself if it has
     ``blues/`` or ``rock/``."""
     if genres_dir:
-        path = root / genres_dir
-        if not path.is_dir():
-            raise FileNotFoundError(f"GTZAN genres folder {path} not found")
-        return path
+        return require_dir(root / genres_dir, "GTZAN genres folder")
     for name in GENRES_DIRS:
         if (root / name).is_dir():
             return root / name
@@ -90,11 +89,10 @@ def stratified_split(
 def _clip_cut(item: dict[str, Any]) -> Cut:
     """One excerpt → cut with ``music_genre`` (SkipItem on missing/unreadable audio)."""
     genre, stem = item["genre"], item["stem"]
-    cut_id = f"{NAME}_{stem}"
-    rec = read_recording(find_audio(Path(item["genres_dir"]) / genre, stem, EXTENSIONS), cut_id)
-    return caption_cut(
-        rec, cut_id, [], [], "music", NAME, {"music_genre": GENRE_NAMES.get(genre, genre)},
-        orig_id=f"{genre}/{stem}", metadata={"split": item["split"]},
+    path = find_audio(Path(item["genres_dir"]) / genre, stem, EXTENSIONS)
+    return whole_file_cut(
+        path, f"{NAME}_{stem}", "music", NAME, {"music_genre": GENRE_NAMES.get(genre, genre)},
+        orig_id=f"{genre}/{stem}", split=item["split"],
     )  # fmt: skip
 
 
@@ -153,14 +151,10 @@ def prepare_gtzan(
     if given:
         if len(given) != 3:
             raise ValueError(f"give all of train_list, dev_list, test_list (got {sorted(given)})")
-        paths = {s: root / v for s, v in given.items()}
-        for split, path in paths.items():
-            if not path.is_file():
-                raise FileNotFoundError(f"GTZAN {split} list {path} not found")
+        paths = {s: require_file(root / v, f"GTZAN {s} list") for s, v in given.items()}
         items = {s: _list_items(p, s, genres) for s, p in paths.items()}
     else:
-        if not (0 <= dev_fraction and 0 <= test_fraction and dev_fraction + test_fraction < 1):
-            raise ValueError(f"bad dev_fraction/test_fraction {dev_fraction}/{test_fraction}")
+        check_fractions(dev_fraction, test_fraction)
         stems = _scan(genres)
         if not stems:
             raise FileNotFoundError(f"no GTZAN audio under {genres}/<genre>/")

@@ -29,7 +29,6 @@ Tables may be JSON lines (the release), CSV exports, or parquet when pyarrow is 
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import re
 from collections.abc import Iterator
@@ -43,9 +42,12 @@ from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SkipItem,
     find_audio,
+    hash_split,
     prepare_splits,
     read_recording,
     register_corpus,
+    require_dir,
+    require_file,
     segment_times,
 )
 from toolkit.data.prepare.paraspeechcaps import as_list, iter_records
@@ -125,15 +127,6 @@ def load_metadata(
     return meta
 
 
-def _hash01(text: str) -> float:
-    return int(hashlib.sha1(text.encode()).hexdigest()[:12], 16) / float(16**12)
-
-
-def _split_of(group: str, dev_fraction: float, test_fraction: float) -> str:
-    u = _hash01(f"{NAME}:{group}")
-    return "test" if u < test_fraction else "dev" if u < test_fraction + dev_fraction else "train"
-
-
 def _fmt(seconds: float) -> str:
     return f"{seconds:.3f}".rstrip("0").rstrip(".") or "0"
 
@@ -200,7 +193,7 @@ def _items(
         if not tid:
             continue
         artist, labels = meta.get(tid, ("", {}))
-        if _split_of(artist or tid, dev_fraction, test_fraction) != split:
+        if hash_split(f"{NAME}:{artist or tid}", dev_fraction, test_fraction) != split:
             continue
         seg_rows = []
         for r in group:
@@ -248,15 +241,11 @@ def prepare_jamendomaxcaps(
         min_duration: segments shorter than this (s) are skipped as ``too_short``.
     """
     root = Path(corpus_dir)
-    captions = root / captions_file
-    if not captions.is_file():
-        raise FileNotFoundError(f"JamendoMaxCaps captions {captions} not found")
-    audio = root / audio_dir
-    if not audio.is_dir():
-        hint = ""
-        if list((root / "data").glob("*.parquet"))[:1]:
-            hint = "; extract the MP3s from data/*.parquet first (docs/corpora/jamendomaxcaps.md)"
-        raise FileNotFoundError(f"JamendoMaxCaps audio folder {audio} not found{hint}")
+    captions = require_file(root / captions_file, "JamendoMaxCaps captions")
+    audio, hint = root / audio_dir, ""
+    if not audio.is_dir() and list((root / "data").glob("*.parquet"))[:1]:
+        hint = "; extract the MP3s from data/*.parquet first (docs/corpora/jamendomaxcaps.md)"
+    require_dir(audio, "JamendoMaxCaps audio folder", hint)
     if not 0 <= dev_fraction + test_fraction < 1:
         raise ValueError("dev_fraction + test_fraction must be in [0, 1)")
     files = sorted(p for p in root.glob(metadata_glob) if p.resolve() != captions.resolve())

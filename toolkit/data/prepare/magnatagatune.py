@@ -29,18 +29,18 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
-from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
+    SPLITS,
     SkipItem,
     prepare_splits,
-    read_recording,
     register_corpus,
+    require_file,
+    whole_file_cut,
 )
 
 log = logging.getLogger(__name__)
 
 NAME = "magnatagatune"
-SPLITS = ("train", "dev", "test")
 _FOLDER_SPLIT = {**{c: "train" for c in "0123456789ab"}, "c": "dev", "d": "test", "e": "test",
                  "f": "test"}  # fmt: skip
 
@@ -82,11 +82,9 @@ def _clip_cut(item: dict[str, Any]) -> Cut:
     rel = PurePosixPath(item["mp3_path"])
     if item["audio_ext"]:
         rel = rel.with_suffix(item["audio_ext"])
-    cut_id = f"{NAME}_{item['clip_id']}"
-    rec = read_recording(Path(item["audio_dir"]) / rel, cut_id)
-    return caption_cut(
-        rec, cut_id, [], [], "music", NAME, {"music_tags": item["tags"]},
-        orig_id=item["clip_id"], metadata={"split": item["split"]},
+    return whole_file_cut(
+        Path(item["audio_dir"]) / rel, f"{NAME}_{item['clip_id']}", "music", NAME,
+        {"music_tags": item["tags"]}, orig_id=item["clip_id"], split=item["split"],
     )  # fmt: skip
 
 
@@ -140,11 +138,7 @@ def prepare_magnatagatune(
         drop_untagged: skip clips with none of the kept tags (counted as ``no_tags``).
     """
     root = Path(corpus_dir)
-    ann = root / annotations
-    if not ann.is_file():
-        raise FileNotFoundError(
-            f"MagnaTagATune {ann} not found (see docs/corpora/magnatagatune.md)"
-        )
+    ann = require_file(root / annotations, "MagnaTagATune", " (see docs/corpora/magnatagatune.md)")
     if audio_ext and not audio_ext.startswith("."):
         audio_ext = "." + audio_ext
     keep = select_tags(ann, top_k_tags)

@@ -34,9 +34,12 @@ from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SkipItem,
     find_audio,
+    first_audio,
     prepare_splits,
     read_recording,
     register_corpus,
+    require_dir,
+    require_file,
 )
 
 NAME = "musiccaps"
@@ -83,11 +86,8 @@ def _item_cut(item: dict[str, Any], clip_tolerance: float) -> Cut:
     ytid, start, end = item["ytid"], item["start"], item["end"]
     audio_dir = Path(item["audio_dir"])
     fmt = {"ytid": ytid, "start": start, "end": end}
-    path, is_clip = None, True
-    for template in CLIP_NAME_TEMPLATES:
-        path = find_audio(audio_dir, template.format(**fmt))
-        if path is not None:
-            break
+    path = first_audio((audio_dir, template.format(**fmt)) for template in CLIP_NAME_TEMPLATES)
+    is_clip = True
     if path is None:
         path, is_clip = find_audio(audio_dir, FULL_NAME_TEMPLATE.format(**fmt)), False
     if path is None:
@@ -184,12 +184,8 @@ def prepare_musiccaps(
         min_duration: cuts shorter than this (s) are skipped as ``too_short``.
     """
     root = Path(corpus_dir)
-    csv_path = root / csv_file
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"MusicCaps metadata {csv_path} not found")
-    audio = root / audio_dir
-    if not audio.is_dir():
-        raise FileNotFoundError(f"MusicCaps audio folder {audio} not found (see --audio-dir)")
+    csv_path = require_file(root / csv_file, "MusicCaps metadata")
+    audio = require_dir(root / audio_dir, "MusicCaps audio folder", " (see --audio-dir)")
     fn = functools.partial(_checked_cut, clip_tolerance=clip_tolerance)
     return prepare_splits(
         NAME,

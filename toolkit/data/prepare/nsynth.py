@@ -33,13 +33,13 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
-from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SkipItem,
     find_audio,
     prepare_splits,
-    read_recording,
+    readable_label,
     register_corpus,
+    whole_file_cut,
 )
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,6 @@ def midi_to_note(pitch: int) -> str:
     if not 0 <= pitch <= 127:
         raise ValueError(f"MIDI pitch {pitch} is outside 0..127")
     return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
-
-
-def _readable(text: str) -> str:
-    return " ".join(str(text).replace("_", " ").split())
 
 
 def iter_json_object(path: Path | str, chunk_chars: int = 1 << 20) -> Iterator[tuple[str, Any]]:
@@ -138,17 +134,16 @@ def _note_cut(item: dict[str, Any]) -> Cut:
     note, meta = item["note_str"], item["meta"]
     try:
         labels: dict[str, Any] = {
-            "music_instrument": _readable(meta["instrument_family_str"]),
-            "music_source": _readable(meta["instrument_source_str"]),
+            "music_instrument": readable_label(meta["instrument_family_str"]),
+            "music_source": readable_label(meta["instrument_source_str"]),
             "music_pitch": midi_to_note(int(meta["pitch"])),
-            "music_qualities": [_readable(q) for q in meta.get("qualities_str") or []],
+            "music_qualities": [readable_label(q) for q in meta.get("qualities_str") or []],
         }
     except (KeyError, TypeError, ValueError) as e:
         raise SkipItem("bad_metadata", f"{note}: {type(e).__name__}: {e}") from None
-    cut_id = f"{NAME}_{note}"
-    rec = read_recording(find_audio(item["audio_dir"], note), cut_id)
-    return caption_cut(
-        rec, cut_id, [], [], "music", NAME, labels, orig_id=note, metadata={"split": item["split"]}
+    path = find_audio(item["audio_dir"], note)
+    return whole_file_cut(
+        path, f"{NAME}_{note}", "music", NAME, labels, orig_id=note, split=item["split"]
     )
 
 

@@ -33,14 +33,12 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
-from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
-    AUDIO_EXTENSIONS,
     SkipItem,
     find_audio,
     prepare_splits,
-    read_recording,
     register_corpus,
+    whole_file_cut,
 )
 
 NAME = "paraspeechcaps"
@@ -176,19 +174,12 @@ def _item_cut(item: dict[str, Any], fallback_extensions: bool) -> Cut:
     path = Path(item["path"])
     if not path.is_file() and fallback_extensions:
         stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-        path = find_audio(path.parent, stem, AUDIO_EXTENSIONS) or path
-    rec = read_recording(path, item["id"])
-    return caption_cut(
-        rec,
-        item["id"],
-        item["captions"],
-        ["speaking_style"] * len(item["captions"]),
-        "speech",
-        NAME,
-        item["labels"],
-        orig_id=item["rel"],
-        metadata={"split": item["split"]},
-    )
+        path = find_audio(path.parent, stem) or path
+    captions = item["captions"]
+    return whole_file_cut(
+        path, item["id"], "speech", NAME, item["labels"], captions=captions,
+        styles=["speaking_style"] * len(captions), orig_id=item["rel"], split=item["split"],
+    )  # fmt: skip
 
 
 def _items(

@@ -38,6 +38,8 @@ from toolkit.data.prepare.common import (
     prepare_in_parts,
     read_recording,
     register_corpus,
+    require_dir,
+    require_file,
 )
 
 log = logging.getLogger(__name__)
@@ -181,12 +183,8 @@ def prepare_sed_strong(
         raise ValueError(f"unknown split {split!r} (known: {', '.join(_SPLIT_ALIASES)})")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"name {name!r} must be a plain file-name prefix")
-    tsv_path = root / tsv
-    if not tsv_path.is_file():
-        raise FileNotFoundError(f"strong-label TSV {tsv_path} not found")
-    audio = root / audio_dir
-    if not audio.is_dir():
-        raise FileNotFoundError(f"audio folder {audio} not found")
+    tsv_path = require_file(root / tsv, "strong-label TSV")
+    audio = require_dir(root / audio_dir, "audio folder")
     files = read_strong_tsv(tsv_path, readable_labels)
     items = (
         {

@@ -32,14 +32,15 @@ from lhotse.cut import Cut
 
 from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
+    SPLITS,
     SkipItem,
     prepare_splits,
     read_recording,
     register_corpus,
+    whole_file_cut,
 )
 
 NAME = "speechcommands"
-SPLITS = ("train", "dev", "test")
 BACKGROUND = "_background_noise_"
 V2_12_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 LIST_FILES = {"dev": "validation_list.txt", "test": "testing_list.txt"}
@@ -73,18 +74,10 @@ def _keyword_cut(item: dict[str, Any], classes: str) -> Cut:
     parts = rel.split("/")
     if len(parts) != 2 or not parts[1].lower().endswith(".wav") or parts[0] == BACKGROUND:
         raise SkipItem("bad_metadata", f"list entry {rel!r}")
-    rec = read_recording(Path(item["root"]) / rel, item["id"])
-    return caption_cut(
-        rec,
-        item["id"],
-        [],
-        [],
-        "speech",
-        NAME,
-        {"speech_keyword": keyword_label(parts[0], classes)},
-        orig_id=rel,
-        metadata={"split": item["split"]},
-    )
+    return whole_file_cut(
+        Path(item["root"]) / rel, item["id"], "speech", NAME,
+        {"speech_keyword": keyword_label(parts[0], classes)}, orig_id=rel, split=item["split"],
+    )  # fmt: skip
 
 
 def _silence_cuts(item: dict[str, Any], dev_fraction: float, test_fraction: float) -> list[Cut]:

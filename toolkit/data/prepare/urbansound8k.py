@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lhotse import CutSet
 
-from toolkit.data.prepare.common import prepare_fold_corpus, register_corpus
+from toolkit.data.prepare.common import prepare_fold_corpus, register_corpus, require_file
 
 NAME = "urbansound8k"
 NUM_FOLDS = 10
@@ -31,11 +31,11 @@ def prepare_urbansound8k(
 ) -> dict[str, CutSet]:
     """UrbanSound8K → ``urbansound8k_cuts_fold{1..10}`` (label ``sound_event``, no captions)."""
     root = Path(corpus_dir)
-    meta = root / "metadata" / "UrbanSound8K.csv"
-    if not meta.is_file():
-        raise FileNotFoundError(
-            f"UrbanSound8K metadata {meta} not found (see docs/corpora/urbansound8k.md)"
-        )
+    meta = require_file(
+        root / "metadata" / "UrbanSound8K.csv",
+        "UrbanSound8K metadata",
+        " (see docs/corpora/urbansound8k.md)",
+    )
     return prepare_fold_corpus(
         NAME, meta, NUM_FOLDS, "slice_file_name", "class", root / "audio", output_dir,
         fold_subdirs=True, num_jobs=num_jobs, force=force,

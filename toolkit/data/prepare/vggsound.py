@@ -24,7 +24,6 @@ metadata ``audio_key`` = ``yt:<ytid>:<start>`` and ``split``.
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,25 +32,21 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
-from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
+    SPLITS,
     SkipItem,
-    find_audio,
+    first_audio,
+    hash01,
     prepare_splits,
-    read_recording,
     register_corpus,
+    require_file,
+    whole_file_cut,
 )
 
 log = logging.getLogger(__name__)
 
 NAME = "vggsound"
-SPLITS = ("train", "dev", "test")
 CLIP_SECONDS = 10
-
-
-def hash01(text: str) -> float:
-    """A deterministic number in [0, 1) from ``text`` (SHA-1; the same on every machine)."""
-    return int(hashlib.sha1(text.encode()).hexdigest()[:12], 16) / float(16**12)
 
 
 def audio_stems(ytid: str, start: int) -> list[str]:
@@ -62,12 +57,7 @@ def audio_stems(ytid: str, start: int) -> list[str]:
 
 def find_clip(dirs: list[str], ytid: str, start: int) -> Path | None:
     """The first existing audio file of the clip over ``dirs`` × :func:`audio_stems`."""
-    for stem in audio_stems(ytid, start):
-        for d in dirs:
-            path = find_audio(d, stem)
-            if path is not None:
-                return path
-    return None
+    return first_audio((d, stem) for stem in audio_stems(ytid, start) for d in dirs)
 
 
 def _clip_cut(item: dict[str, Any]) -> Cut:
@@ -76,11 +66,10 @@ def _clip_cut(item: dict[str, Any]) -> Cut:
     if len(ytid) != 11 or start is None or start < 0 or not label:
         raise SkipItem("bad_metadata", f"row {item['row']}: {ytid!r}, {item['raw_start']!r}")
     orig_id = f"{ytid}_{start:06d}"
-    cut_id = f"{NAME}_{orig_id}"
-    rec = read_recording(find_clip(item["dirs"], ytid, start), cut_id)
-    return caption_cut(
-        rec, cut_id, [], [], "sound", NAME, {"sound_event": label}, orig_id=orig_id,
-        metadata={"audio_key": f"yt:{ytid}:{start}", "split": item["split"]},
+    return whole_file_cut(
+        find_clip(item["dirs"], ytid, start), f"{NAME}_{orig_id}", "sound", NAME,
+        {"sound_event": label}, orig_id=orig_id, audio_key=f"yt:{ytid}:{start}",
+        split=item["split"],
     )  # fmt: skip
 
 
@@ -147,9 +136,7 @@ def prepare_vggsound(
     if not 0.0 <= dev_fraction < 1.0:
         raise ValueError(f"dev_fraction must be in [0, 1), got {dev_fraction}")
     root = Path(corpus_dir)
-    csv_path = root / csv_file
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"VGGSound csv {csv_path} not found (see docs/corpora/vggsound.md)")
+    csv_path = require_file(root / csv_file, "VGGSound csv", " (see docs/corpora/vggsound.md)")
     audio = root / audio_dir
     return prepare_splits(
         NAME,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import logging
 import os
 import re
@@ -35,27 +34,25 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
-from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
+    SPLITS,
     SkipItem,
+    check_fractions,
+    hash_split,
     prepare_splits,
-    read_recording,
     register_corpus,
+    require_file,
+    whole_file_cut,
 )
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "dev", "test")
 IDEN_SPLIT_CODES = {"1": "train", "2": "dev", "3": "test"}
 _GENDERS = {"m": "male", "f": "female", "male": "male", "female": "female"}
 _SPEAKER = re.compile(r"^id\d+$")
 V1_AUDIO_ROOTS = ("wav", "vox1_dev_wav/wav", "vox1_test_wav/wav")
 V2_AUDIO_ROOTS = ("dev/wav", "dev/aac")
-
-
-def _hash01(text: str) -> float:
-    return int(hashlib.sha1(text.encode()).hexdigest()[:12], 16) / float(16**12)
 
 
 def read_speaker_meta(path: Path) -> dict[str, dict[str, str]]:
@@ -99,18 +96,10 @@ def _utterance_cut(item: dict[str, Any], source: str) -> Cut:
     path = item.get("path")
     if path is None:
         raise SkipItem("missing", f"{item['orig_id']} under {', '.join(item['roots'])}")
-    rec = read_recording(path, item["id"])
-    return caption_cut(
-        rec,
-        item["id"],
-        [],
-        [],
-        "speech",
-        source,
-        item["labels"],
-        orig_id=item["orig_id"],
-        metadata={"split": item["split"]},
-    )
+    return whole_file_cut(
+        path, item["id"], "speech", source, item["labels"], orig_id=item["orig_id"],
+        split=item["split"],
+    )  # fmt: skip
 
 
 def _locate(roots: list[Path], rel: str) -> Path | None:
@@ -173,15 +162,7 @@ def _v2_items(
         if not _SPEAKER.match(spk):
             continue
         for video in _sorted_dirs(root / spk):
-            u = _hash01(f"{spk}/{video}")
-            vsplit = (
-                "test"
-                if u < test_fraction
-                else "dev"
-                if u < test_fraction + dev_fraction
-                else "train"
-            )
-            if vsplit != split:
+            if hash_split(f"{spk}/{video}", dev_fraction, test_fraction) != split:
                 continue
             with os.scandir(root / spk / video) as it:
                 files = sorted(
@@ -225,11 +206,10 @@ def prepare_voxceleb(
     root = Path(corpus_dir)
     if version not in (1, 2):
         raise ValueError(f"version must be 1 or 2, got {version}")
-    if not (0 <= dev_fraction and 0 <= test_fraction and dev_fraction + test_fraction < 1):
-        raise ValueError(f"bad dev_fraction/test_fraction {dev_fraction}/{test_fraction}")
+    check_fractions(dev_fraction, test_fraction)
     meta_path = root / (meta_file or f"vox{version}_meta.csv")
-    if meta_file and not meta_path.is_file():
-        raise FileNotFoundError(f"speaker metadata {meta_path} not found")
+    if meta_file:
+        require_file(meta_path, "speaker metadata")
     meta = read_speaker_meta(meta_path) if meta_path.is_file() else {}
     name = f"voxceleb{version}"
     fn = functools.partial(_utterance_cut, source=name)
@@ -237,9 +217,7 @@ def prepare_voxceleb(
     if version == 1:
         if dev_fraction or test_fraction:
             raise ValueError("dev_fraction/test_fraction apply to VoxCeleb2 only")
-        iden = root / split_file
-        if not iden.is_file():
-            raise FileNotFoundError(f"identification split file {iden} not found")
+        iden = require_file(root / split_file, "identification split file")
         roots = [root / r for r in V1_AUDIO_ROOTS if (root / r).is_dir()]
         if not roots:
             raise FileNotFoundError(f"no audio folder ({', '.join(V1_AUDIO_ROOTS)}) in {root}")

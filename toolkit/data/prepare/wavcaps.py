@@ -32,7 +32,7 @@ from typing import Any
 from lhotse import CutSet
 from lhotse.cut import Cut
 
-from toolkit.data.cuts import caption_cut, clean_captions
+from toolkit.data.cuts import clean_captions
 from toolkit.data.prepare.audiosetcaps import (
     parse_clip_id,
     parse_dir_overrides,
@@ -44,11 +44,9 @@ from toolkit.data.prepare.audiosetcaps import (
 from toolkit.data.prepare.common import (
     SkipItem,
     find_audio,
-    lazy_manifests,
-    manifest_path,
-    prepare_in_parts,
-    read_recording,
+    prepare_splits,
     register_corpus,
+    whole_file_cut,
 )
 
 log = logging.getLogger(__name__)
@@ -172,10 +170,10 @@ def _clip_cut(item: dict[str, Any]) -> Cut:
         path = find_audio(item["audio_dir"], item["stem"])
     if path is None:
         raise SkipItem("missing", f"{item['audio_dir']}/{item['stem']}.flac")
-    rec = read_recording(path, item["id"])
-    metadata = {"split": "train", "audio_key": item.get("audio_key")}
-    return caption_cut(rec, item["id"], captions, ["short"] * len(captions), "sound", NAME,
-                       orig_id=item["orig_id"], metadata=metadata)  # fmt: skip
+    return whole_file_cut(
+        path, item["id"], "sound", NAME, captions=captions, styles=["short"] * len(captions),
+        orig_id=item["orig_id"], split="train", audio_key=item.get("audio_key"),
+    )  # fmt: skip
 
 
 def _items(
@@ -280,8 +278,7 @@ def prepare_wavcaps(
             audio_dir = overrides.get(subset) or default_audio_dir(root, subset)
             yield from _items(subset, path, audio_dir, root, starts, banned.get(subset, set()))
 
-    summary = prepare_in_parts(
-        items(), _clip_cut, manifest_path(output_dir, NAME, "train"), item_id=lambda x: x["id"],
+    return prepare_splits(
+        NAME, output_dir, ["train"], lambda _: items(), _clip_cut, item_id=lambda x: x["id"],
         num_jobs=num_jobs, min_duration=min_duration, force=force,
     )  # fmt: skip
-    return lazy_manifests({"train": summary})
