@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from fixtures import TINY_ZIPFORMER
 from lhotse import CutSet
 
 from toolkit.audio import AudioLoadError, Window, resample, window_plan
@@ -113,21 +114,13 @@ ENCODER_BLOCKS = {
     "transformer": dict(dim=16, num_layers=1, num_heads=2, ff_dim=32, subsampling_channels=4),
     "cnn": dict(channels=[4, 8, 8], dropout=0.0),
     "patch_transformer": dict(dim=16, num_layers=1, num_heads=2, ff_dim=32, dropout=0.0),
-    "zipformer": dict(
-        size="S",
-        num_encoder_layers=1,
-        encoder_dim=[16, 24, 16, 24, 16, 16],
-        encoder_unmasked_dim=8,
-        feedforward_dim=32,
-        num_heads=2,
-        query_head_dim=4,
-        value_head_dim=4,
-        pos_head_dim=2,
-        pos_dim=8,
-        cnn_module_kernel=[7, 7, 5, 5, 5, 7],
-        subsampling_channels=[4, 8, 8],
-        dropout=0.0,
-    ),
+    "zipformer": {
+        **TINY_ZIPFORMER,
+        "size": "S",
+        "cnn_module_kernel": [7, 7, 5, 5, 5, 7],
+        "subsampling_channels": [4, 8, 8],
+        "dropout": 0.0,
+    },
 }
 
 

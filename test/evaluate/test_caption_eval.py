@@ -45,15 +45,6 @@ TINY_DECODER.update(dropout=0.0, max_len=32)
 FAST_METRICS = ["CIDEr-D", "BLEU_4", "ROUGE_L"]  # no METEOR (its JVM start costs ~10 s)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run much faster on one thread on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory) -> SentencePieceTokenizer:
     text = CAPS * 5 + [c.capitalize() + "." for c in CAPS]

@@ -18,14 +18,6 @@ TAGS = ["bark", "rain", "speech"]
 FAST = {"steps": 100, "batch_size": 16, "lr_grid": [1e-2, 3e-2]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def split(n: int, seed: int, frames: bool = True) -> EmbeddingSet:
     """Clips with a single-label ``domain_class`` task (class = pattern k in every frame), a
     multi-label ``domain_tags`` task (list of tags, each adding its own pattern) and a ``noise`` task

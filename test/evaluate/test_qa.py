@@ -31,15 +31,6 @@ QA = {"name": "qa", "lm": LM, "describe": False, "stack": 2, "adapter_dim": 32, 
 QA.update(lr=6e-3, warmup_steps=10, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one intra-op thread is much faster on a shared CPU (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_normalise_exact_match_token_f1():
     assert normalise_answer("The Dog-bark!  ") == "dog bark"
     assert normalise_answer("An apple, a pear") == "apple pear"

@@ -29,15 +29,6 @@ TINY_TEXT.update(dropout=0.0, max_len=16)
 PATTERNS = torch.randn(len(CLASSES), D, generator=torch.Generator().manual_seed(0)) * 2
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run much faster on one thread on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory) -> SentencePieceTokenizer:
     text = [p.format(c) for c in CLASSES for p in PARAPHRASES] * 3

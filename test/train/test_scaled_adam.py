@@ -77,17 +77,7 @@ def test_scaled_adam_trains_a_tiny_zipformer():
     torch.manual_seed(0)
     enc = ZipformerEncoder(
         40,
-        num_encoder_layers=1,
-        encoder_dim=[16, 24, 16, 24, 16, 16],
-        encoder_unmasked_dim=12,
-        feedforward_dim=32,
-        num_heads=2,
-        query_head_dim=4,
-        value_head_dim=4,
-        pos_head_dim=2,
-        pos_dim=8,
-        cnn_module_kernel=5,
-        subsampling_channels=[2, 4, 8],
+        **{**TINY_ZIPFORMER, "encoder_unmasked_dim": 12},
         dropout=0.0,
         layer_skip_rate=0.0,
         module_skip_rate=0.0,

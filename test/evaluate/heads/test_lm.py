@@ -20,15 +20,6 @@ TINY = {"name": "tiny", "vocab": "word", "dim": 16, "num_layers": 2, "num_heads"
 TINY.update(ff_dim=32, steps=60, batch_size=8, lr=1e-2, dropout=0.0, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one intra-op thread is much faster on a shared CPU (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tiny(one_thread):
     return LANGUAGE_MODELS.build(TINY, "lm", texts=TEXTS)

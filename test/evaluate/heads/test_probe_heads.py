@@ -22,14 +22,6 @@ PATTERNS = torch.randn(C, D, generator=torch.Generator().manual_seed(7)) * 2
 FAST = {"steps": 120, "batch_size": 16, "lr_grid": (1e-2, 3e-2)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def clips(n: int, seed: int, multi: bool = False, noise: float = 1.0):
     """Clips of 3-10 frames: class pattern(s) + noise; single-label ids or (n, C) multi-hot."""
     g = torch.Generator().manual_seed(seed)
