@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,3 +205,17 @@ def test_cli(tmp_path):
     )  # fmt: skip
     loaded = {s: CutSet.from_file(demo.manifest_path(tmp_path / "m", s)) for s in demo.SPLITS}
     assert [len(cs) for cs in loaded.values()] == [3, 2, 2]
+
+
+def test_the_recipe_runs_the_package_as_a_module():
+    """egs/demo/run.sh calls ``python -m toolkit.data.prepare.demo`` (a package: needs __main__)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "toolkit.data.prepare.demo", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert r.returncode == 0 and "--corpus-dir" in r.stdout, r.stderr

@@ -254,7 +254,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     sizes = ", ".join(f"{s}={len(c)}" for s, c in cutsets.items())
     logger.info("Demo corpus ready (%s) in %.1f s", sizes, time.perf_counter() - start)
-
-
-if __name__ == "__main__":
-    main()
