@@ -54,6 +54,7 @@ setup(
             "toolkit-prepare=toolkit.bin.prepare:cli",
             "toolkit-aggregate=toolkit.bin.aggregate:cli",
             "toolkit-report=toolkit.bin.report:cli",
+            "toolkit-study=toolkit.bin.study:main",
             "toolkit-average=toolkit.bin.average:cli",
             "toolkit-export=toolkit.bin.export:cli",
             "toolkit-zeroshot=toolkit.bin.zeroshot:cli",

@@ -11,6 +11,13 @@
 # toolkit.bin.aggregate --fractions); a source set other than `all` is applied to that subset
 # (toolkit.data.source_sets) into $study_dir/data/. Every cell is evaluated with the same
 # probe/evaluation data ($data_dir/cuts_{train,dev,test}.jsonl.gz), whatever it was pretrained on.
+#
+# The logic is in `toolkit.bin.study` (toolkit-study, docs/study.md); this recipe sequences it:
+#   plan    check the grid, print it (cells and their status) and write $study_dir/plan.json
+#   run     pretrain.sh --stage 4 --stop-stage 5 <cell arguments> for every cell not done yet
+#           (done: model.pt and eval/results.md, and eval_<task>/results.md of every
+#           --eval-tasks task, not older than model.pt); output also in $study_dir/logs/<cell>.log
+#   report  toolkit.bin.report over the cells of the plan (--report true)
 set -euo pipefail
 
 objectives="contrastive captioning"
@@ -39,49 +46,16 @@ launcher=""            # training command of every cell (pretrain.sh --launcher,
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../../utils/parse_options.sh"
 export PYTHONPATH="$(cd "$here/../.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
-log() { echo "$(date '+%H:%M:%S') [study] $*"; }
+study() { $python -m toolkit.bin.study "$@"; }
 
-mkdir -p "$study_dir/data"
-cells=()
-for obj in $objectives; do
-  cfg=${config_pattern//\{objective\}/$obj}
-  [ -f "$cfg" ] || { echo "$0: objective '$obj': config $cfg not found (--config-pattern)" >&2; exit 1; }
-  for frac in $fractions; do
-    subset="$subset_dir/cuts_train_$(printf '%s' "$frac" | $python -c 'import sys; print(float(sys.stdin.read()))').jsonl.gz"
-    [ -f "$subset" ] || { echo "$0: $subset not found (write nested subsets with toolkit.bin.aggregate --fractions)" >&2; exit 1; }
-    for set in $source_sets; do
-      train=$subset
-      if [ "$set" != all ]; then
-        train="$study_dir/data/cuts_train_f${frac}_${set//[:,]/_}.jsonl.gz"
-        [ -f "$train" ] || $python -m toolkit.data.source_sets --spec "$set" "$subset" "$train"
-      fi
-      for init in $inits; do
-        init_args=""
-        case "$init" in scratch) init_flag=none ;; supervised) init_flag=supervised ;;
-          *) echo "$0: --inits takes scratch and/or supervised, got '$init'" >&2; exit 1 ;; esac
-        if [ "$init" = supervised ] && [ -n "$init_checkpoint" ]; then
-          init_flag=none
-          init_args="encoder.init_from=$init_checkpoint"
-          [ -n "$init_key_map" ] && init_args="$init_args encoder.init_key_map=$init_key_map"
-        fi
-        for seed in $seeds; do
-          cell="$study_dir/${obj}_${init}_f${frac}_${set//[:,]/_}_s${seed}"
-          cells+=("$cell")
-          log "cell $cell"
-          "$here/pretrain.sh" --stage 4 --stop-stage 5 --data-dir "$data_dir" --exp-dir "$cell" \
-            --launcher "$launcher" \
-            --config "$cfg" --init "$init_flag" --tag-config "$tag_config" \
-            --tag-exp-dir "$study_dir/tagging" --tag-args "$tag_args" --nj "$nj" \
-            --train-args "data.train=$train seed=$seed tags.objective=$obj tags.fraction=$frac tags.init=$init tags.source_set=$set $init_args $train_args" \
-            --eval-args "data.train=$data_dir/cuts_train.jsonl.gz $eval_args" \
-            --eval-config "$eval_config" --eval-tasks "$eval_tasks"
-        done
-      done
-    done
-  done
-done
-
+# --opt=value: values may start with '-' (e.g. --tag-args); lists are space-separated words
+study plan --study-dir="$study_dir" --objectives="$objectives" --fractions="$fractions" \
+  --inits="$inits" --seeds="$seeds" --source-sets="$source_sets" --subset-dir="$subset_dir" \
+  --data-dir="$data_dir" --config-pattern="$config_pattern" --tag-config="$tag_config" \
+  --tag-args="$tag_args" --init-checkpoint="$init_checkpoint" --init-key-map="$init_key_map" \
+  --train-args="$train_args" --eval-args="$eval_args" --eval-config="$eval_config" \
+  --eval-tasks="$eval_tasks" --nj="$nj" --launcher="$launcher"
+study run --study-dir="$study_dir" -- "$here/pretrain.sh" --stage 4 --stop-stage 5
 if [ "$report" = true ]; then
-  log "report over ${#cells[@]} cells → $study_dir/report"
-  $python -m toolkit.bin.report --runs "${cells[@]}" --out-dir "$study_dir/report"
+  study report --study-dir="$study_dir"
 fi

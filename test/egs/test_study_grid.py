@@ -1,9 +1,10 @@
-"""egs/TEMPLATE/study.sh: a tiny grid trains and evaluates every cell, writes the report, and a
-rerun skips the finished cells (resumable)."""
+"""egs/TEMPLATE/study.sh (toolkit-study plan | run | report): a tiny grid trains and evaluates
+every cell, writes the report, and a rerun skips the finished cells (resumable)."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -56,7 +57,12 @@ def test_study_grid_runs_and_resumes(tone_data, tmp_path):
     assert "## 2. Score vs pretraining data fraction" in md and "f=0.5" in md
     assert (tmp_path / "study/report/plot_scaling.png").is_file()
 
+    plan = json.loads((tmp_path / "study" / "plan.json").read_text())  # toolkit-study plan
+    assert [r["name"] for r in plan["runs"]] == cells
+    assert "pretrain →" in (tmp_path / "study" / "logs" / f"{cells[0]}.log").read_text()
+
     # a rerun skips both finished cells (no retraining, no re-evaluation)
     r2 = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=800)
     assert r2.returncode == 0, r2.stderr[-2000:]
-    assert r2.stdout.count("skip:") >= 4 and "pretrain →" not in r2.stdout
+    assert "2 cells (2 done, 0 partial, 0 todo)" in r2.stdout
+    assert r2.stdout.count("skip: cell") == 2 and "pretrain →" not in r2.stdout

@@ -4,4 +4,5 @@ import sys
 
 from toolkit.data.prepare.demo import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing this module (e.g. to check every module imports) runs nothing
+    sys.exit(main())
