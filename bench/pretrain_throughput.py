@@ -1,7 +1,8 @@
 """Benchmark: pretraining throughput (audio-seconds/s), MFU and peak memory of the REAL training
 step (waveforms → fbank on the device → encoder → objective with its text tower / decoder →
-backward → gradient clipping → optimizer + scheduler step), as ``toolkit/train/trainer.py`` runs
-it, for several batch sizes and precision/compilation modes.
+backward → gradient clipping → optimizer + scheduler step): ``Trainer.train_step`` of
+``toolkit/train/trainer.py``, the body of its ``fit`` loop, for several batch sizes and
+precision/compilation modes.
 
 Synthetic sweep (default; random 10 s waveforms + random token ids of caption length)::
 
@@ -32,7 +33,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import platform
 import random
@@ -361,6 +361,9 @@ def build_bench(
         precision="fp32" if mode.endswith("fp32") else "bf16",
         device=device.type,
         progress=False,
+        accum_grad=1,  # every step an optimiser step
+        log_cut_ids=False,
+        max_bad_steps=2**31,  # non-finite steps are counted (skipped_updates), never fatal
     )
     optimizer = OPTIMIZERS.build(cfg.get("optim") or {"name": "adamw"}, key="optim", model=model)
     scheduler = SCHEDULERS.build(
@@ -383,33 +386,23 @@ def build_bench(
     )
 
 
-def train_step(trainer: Any, batch: dict[str, Any], marks: Marks) -> dict[str, Any]:
-    """One optimiser step exactly as ``Trainer.fit`` does it (``accum_grad`` = 1): copy the batch
-    to the device, forward under the trainer's autocast, finite-loss check, backward, loss
-    scalars to the host, gradient clipping (``Trainer._clip``), optimizer step, ``zero_grad``,
-    scheduler step. Returns the marks (``t0``..``t3``) and whether the update happened."""
-    from toolkit.train.trainer import to_device
+def timed_step(trainer: Any, batch: dict[str, Any], marks: Marks) -> dict[str, Any]:
+    """One :meth:`Trainer.train_step` (``accum_grad`` = 1: one optimiser step) with marks at its
+    start and where its forward, backward and update phases end (``trainer.phase_hooks``); a
+    phase that did not run (the batch was dropped) ends where the one before did. Returns the
+    marks (``t0``..``t3``) and whether the update happened."""
+    t = [marks.mark()]
 
-    t0 = marks.mark()
-    batch = to_device(batch, trainer.device)
-    with trainer.autocast():
-        out = trainer.model(batch)
-    loss = out["loss"]
-    t1 = marks.mark()
-    if not trainer._all_finite(loss):  # the trainer skips the batch
-        return {"t": (t0, t1, t1, t1), "updated": False}
-    loss.backward()
-    t2 = marks.mark()
-    _ = {k: float(v.detach()) for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1}
-    grad_norm = trainer._clip()
-    updated = math.isfinite(grad_norm)
-    if updated:
-        trainer.optimizer.step()
-    trainer.optimizer.zero_grad(set_to_none=True)
-    if updated and trainer.scheduler is not None:
-        trainer.scheduler.step()
-    t3 = marks.mark()
-    return {"t": (t0, t1, t2, t3), "updated": updated}
+    def hook(phase: str) -> None:
+        t.append(marks.mark())
+
+    trainer.phase_hooks.append(hook)
+    try:
+        res = trainer.train_step(batch)
+    finally:
+        trainer.phase_hooks.remove(hook)
+    t += [t[-1]] * (4 - len(t))
+    return {"t": tuple(t), "updated": res["updated"]}
 
 
 def count_flops(trainer: Any, batch: dict[str, Any]) -> int:
@@ -740,7 +733,7 @@ def measure(
         t = time.perf_counter()
         batch = pending if pending is not None else next(source)
         pending = None
-        train_step(bench.trainer, batch, marks)
+        timed_step(bench.trainer, batch, marks)
         sync(device)
         warm_times.append(time.perf_counter() - t)
     graphs0, breaks0 = _dynamo_counts()
@@ -751,7 +744,7 @@ def measure(
         batch = pending if pending is not None else next(source)
         pending = None
         t1 = time.perf_counter()
-        res = train_step(bench.trainer, batch, marks)
+        res = timed_step(bench.trainer, batch, marks)
         sync(device)
         t2 = time.perf_counter()
         if not res["updated"]:

@@ -182,3 +182,62 @@ def test_keep_last_and_corrupt_latest(tmp_path):
     assert [s for s, _ in ckpt.list_checkpoints(d)] == [3, 4]
     (d / "checkpoint-4.pt").write_bytes(b"garbage")
     assert ckpt.load_latest(d) == {"step": 3}
+
+
+class TwoScalarModel(ToyModel):
+    """ToyModel that also returns a second scalar (averaged over micro-batches like the loss)."""
+
+    def forward(self, batch):
+        return {**super().forward(batch), "w_sum": self.w.sum()}
+
+
+def _twin_trainers(tmp_path, xs, **cfg):
+    """Two identical trainers (same initial weights, SGD with momentum, a decaying LR, EMA)."""
+    out = []
+    for name in ("fit", "steps"):
+        model = TwoScalarModel()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1 + s))
+        loader = ListLoader(xs)
+        tcfg = TrainConfig(progress=False, log_every=1, save_every=100, **cfg)
+        run = tmp_path / name
+        out.append(Trainer(model, opt, sched, loader, loader, tcfg, run, torch.device("cpu")))
+    return out
+
+
+def test_train_step_calls_equal_fit(tmp_path):
+    """fit() is a loop over train_step(): the same batches through train_step give the same
+    weights, optimiser/EMA state and logged scalars, bit for bit (with gradient accumulation,
+    clipping, a scheduler, EMA and a dropped non-finite batch)."""
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(3, generator=gen) for _ in range(7)]
+    xs[3] = torch.full((3,), float("nan"))  # dropped: the step takes the next batch instead
+    cfg = dict(max_steps=3, accum_grad=2, grad_clip=0.5, ema_decay=0.9, max_bad_steps=3)
+    ref, mine = _twin_trainers(tmp_path, xs, **cfg)
+    logged = []
+    ref._log = logged.append
+    ref.fit()
+
+    phases = []
+    mine.phase_hooks.append(phases.append)
+    mine.model.train()
+    results = [mine.train_step({"x": x, "cut_ids": ["a"]}) for x in xs]
+    assert [r["updated"] for r in results] == [False, True, False, False, True, False, True]
+    assert results[3]["skipped"] == "loss" and mine.step == ref.step == 3
+    assert phases[:5] == ["forward", "backward", "forward", "backward", "update"]
+    assert phases[5:9] == ["forward", "backward", "forward", "forward"]  # NaN: forward only
+    for a, b in zip(ref.model.parameters(), mine.model.parameters()):
+        assert torch.equal(a, b)
+    for k, v in ref.ema_state_dict().items():
+        assert torch.equal(v, mine.ema_state_dict()[k]), k
+    assert torch.equal(
+        ref.optimizer.state_dict()["state"][0]["momentum_buffer"],
+        mine.optimizer.state_dict()["state"][0]["momentum_buffer"],
+    )
+    steps = [r for r in results if r["updated"]]
+    assert len(logged) == len(steps) == 3
+    for scalars, r in zip(logged, steps):
+        assert set(r["metrics"]) == {"loss", "w_sum"}
+        for k, v in r["metrics"].items():
+            assert scalars[f"train/{k}"] == float(torch.tensor(v))  # fit logs float32 means
+        assert scalars["train/grad_norm"] == r["grad_norm"] and scalars["train/lr"] == r["lr"]

@@ -52,7 +52,8 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 class Trainer:
-    """Runs ``cfg.max_steps`` optimiser steps over ``loader`` epochs.
+    """Runs ``cfg.max_steps`` optimiser steps over ``loader`` epochs (:meth:`fit`), or one
+    batch at a time for a caller's own loop (:meth:`train_step`; ``step`` is the step counter).
 
     Args:
         model: ``forward(batch) -> {"loss": scalar, ...}``; other scalar entries are logged.
@@ -104,6 +105,10 @@ class Trainer:
         self.writer = None
         self.csv_path = self.run_dir / "train_log.csv"
         self.ema = EMA(self.module, cfg.ema_decay) if cfg.ema_decay is not None else None
+        self._micro = 0  # train_step's micro-batches since the last optimiser step
+        self._acc_metrics: dict[str, float] = {}  # and their scalars, averaged
+        # hook(phase) as a phase of train_step ends: "forward", "backward", "update"
+        self.phase_hooks: list[Callable[[str], None]] = []
 
     # ------------------------------------------------------------------ state
     def state_dict(
@@ -327,8 +332,124 @@ class Trainer:
             self.epoch += 1
             self.batch_in_epoch = 0
 
+    def train_step(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Train on one host batch exactly as :meth:`fit` does; fit is a loop over this call.
+
+        The batch's cut ids are logged (``train.log_cut_ids``), it is copied to the device, the
+        model runs under the trainer's autocast, and a finite loss is back-propagated divided by
+        ``train.accum_grad`` (DDP: gradients are all-reduced on the last micro-batch only). The
+        ``accum_grad``-th call in a row then clips the gradients (``train.grad_clip``), steps the
+        optimiser, updates the EMA (``train.ema_decay``), zeroes the gradients, steps the
+        scheduler and advances :attr:`step` (the step counter; hence this method's name). A
+        non-finite loss drops the batch and a non-finite gradient norm drops the update, each
+        with a warning; ``train.max_bad_steps`` of them in a row raise :class:`TrainingError`.
+        A batch with ``"padding": True`` (DDP, :meth:`fit`'s uneven epoch ends) counts with
+        loss × 0. The caller puts the model in training mode (:meth:`fit` does). Collective
+        under DDP: every rank calls it for every batch. Callables in :attr:`phase_hooks` are
+        called with ``"forward"``, ``"backward"`` and ``"update"`` as each phase ends.
+
+        Returns a dict: ``updated`` (bool: an optimiser step was taken); ``skipped`` (None,
+        ``"loss"``: the batch was dropped, or ``"grad"``: the update was dropped); ``metrics``
+        (after an update: the model's scalar outputs, ``"loss"`` and the others, as floats
+        averaged over the step's micro-batches on this rank, as :meth:`fit` logs them before
+        averaging over ranks; else ``{}``); ``grad_norm`` (float, before clipping; None
+        while accumulating or after a dropped batch); ``lr`` (the first parameter group's
+        learning rate after the scheduler step; None without an update); ``duration`` (this
+        batch's ``"duration"``, 0.0 for padding or a dropped batch).
+        """
+        cfg = self.cfg
+        padding = bool(batch.get("padding"))
+        if not padding:
+            self._log_cut_ids(batch)
+        batch = to_device(batch, self.device)
+        result: dict[str, Any] = {
+            "updated": False,
+            "skipped": None,
+            "metrics": {},
+            "grad_norm": None,
+            "lr": None,
+            "duration": 0.0,
+        }
+        last_micro = self._micro + 1 == cfg.accum_grad
+        sync = (
+            nullcontext()
+            if last_micro or not hasattr(self.model, "no_sync")
+            else self.model.no_sync()
+        )
+        with sync:
+            with self.autocast():
+                out = self.model(batch)
+            self._phase_end("forward")
+            loss = out["loss"] * 0.0 if padding else out["loss"]
+            if not self._all_finite(loss):
+                self.bad_streak += 1
+                ids = _ids_text(batch.get("cut_ids"))
+                log.warning(
+                    "non-finite loss (%s) at step %d, batch %d of epoch %d (cuts %s); "
+                    "skipping it (%d in a row)",
+                    loss.item(),
+                    self.step,
+                    self.batch_in_epoch,
+                    self.epoch,
+                    ids,
+                    self.bad_streak,
+                )
+                if self.bad_streak >= cfg.max_bad_steps:
+                    raise TrainingError(
+                        f"loss was NaN/inf for {self.bad_streak} batches in a row (last at "
+                        f"step {self.step}, epoch {self.epoch}, cuts {ids}); lower optim.lr, "
+                        f"check the data, or raise train.max_bad_steps. Last good "
+                        f"checkpoint: {self.run_dir / 'checkpoints'}"
+                    )
+                return {**result, "skipped": "loss"}
+            (loss / cfg.accum_grad).backward()
+        self._phase_end("backward")
+        self._micro += 1
+        acc = self._acc_metrics
+        for k, v in out.items():  # padding adds 0 to the same keys: the ranks all-reduce
+            if isinstance(v, torch.Tensor) and v.numel() == 1:  # one value per key in fit
+                x = 0.0 if padding else float(v.detach())
+                acc[k] = acc.get(k, 0.0) + x / cfg.accum_grad
+        if not padding:
+            result["duration"] = float(batch.get("duration", 0.0))
+        if self._micro < cfg.accum_grad:
+            return result
+        self._micro, self._acc_metrics = 0, {}
+        grad_norm = self._clip()
+        result["grad_norm"] = grad_norm
+        if not math.isfinite(grad_norm):
+            self.bad_streak += 1
+            log.warning("non-finite gradient norm at step %d; skipping the update", self.step)
+            self.optimizer.zero_grad(set_to_none=True)
+            self._phase_end("update")
+            if self.bad_streak >= cfg.max_bad_steps:
+                raise TrainingError(
+                    f"gradients were NaN/inf for {self.bad_streak} steps in a row (step "
+                    f"{self.step}, last batch's cuts {_ids_text(batch.get('cut_ids'))}); "
+                    "lower optim.lr or check the data"
+                )
+            return {**result, "skipped": "grad"}
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.module)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.step += 1
+        self.bad_streak = 0
+        self._phase_end("update")
+        lr = self.optimizer.param_groups[0]["lr"]
+        return {**result, "updated": True, "metrics": acc, "lr": lr}
+
+    def _phase_end(self, phase: str) -> None:
+        for hook in self.phase_hooks:
+            hook(phase)
+
     def fit(self) -> None:
-        """Train until ``max_steps`` (or ``max_epochs``); checkpoints at the end."""
+        """Train until ``max_steps`` (or ``max_epochs``); checkpoints at the end. Every batch
+        goes through :meth:`train_step`; around it this loop draws the batches from the resumed
+        data position, and adds the progress bar, the scalars every ``log_every`` steps and a
+        checkpoint every ``save_every``."""
         cfg = self.cfg
         self.model.train()
         bar = None
@@ -343,84 +464,26 @@ class Trainer:
                 dynamic_ncols=True,
                 mininterval=1.0 if sys.stderr.isatty() else 30.0,
             )
-        micro, acc_loss, acc_dur, t0 = 0, {}, 0.0, time.perf_counter()
+        self._micro, self._acc_metrics = 0, {}
+        acc_dur, t0 = 0.0, time.perf_counter()
         last_saved = self.step
         batches = self._batches()
         while self.step < cfg.max_steps:
             batch = next(batches, None)
             if batch is None:
                 break
-            padding = bool(batch.get("padding"))
-            if not padding:
-                self._log_cut_ids(batch)
-            batch = to_device(batch, self.device)
-            last_micro = micro + 1 == cfg.accum_grad
-            sync = (
-                nullcontext()
-                if last_micro or not hasattr(self.model, "no_sync")
-                else self.model.no_sync()
-            )
-            with sync:
-                with self.autocast():
-                    out = self.model(batch)
-                loss = out["loss"] * 0.0 if padding else out["loss"]
-                if not self._all_finite(loss):
-                    self.bad_streak += 1
-                    ids = _ids_text(batch.get("cut_ids"))
-                    log.warning(
-                        "non-finite loss (%s) at step %d, batch %d of epoch %d (cuts %s); "
-                        "skipping it (%d in a row)",
-                        loss.item(),
-                        self.step,
-                        self.batch_in_epoch,
-                        self.epoch,
-                        ids,
-                        self.bad_streak,
-                    )
-                    if self.bad_streak >= cfg.max_bad_steps:
-                        raise TrainingError(
-                            f"loss was NaN/inf for {self.bad_streak} batches in a row (last at "
-                            f"step {self.step}, epoch {self.epoch}, cuts {ids}); lower optim.lr, "
-                            f"check the data, or raise train.max_bad_steps. Last good "
-                            f"checkpoint: {self.run_dir / 'checkpoints'}"
-                        )
-                    continue
-                (loss / cfg.accum_grad).backward()
-            micro += 1
-            for k, v in out.items():  # padding adds 0 to the same keys: the ranks all-reduce
-                if isinstance(v, torch.Tensor) and v.numel() == 1:  # one value per key below
-                    x = 0.0 if padding else float(v.detach())
-                    acc_loss[k] = acc_loss.get(k, 0.0) + x / cfg.accum_grad
-            if not padding:
-                acc_dur += float(batch.get("duration", 0.0))
-            if micro < cfg.accum_grad:
+            res = self.train_step(batch)
+            if res["skipped"] == "grad":
+                acc_dur = 0.0  # the throughput restarts at a dropped update
                 continue
-            micro = 0
-            grad_norm = self._clip()
-            if not math.isfinite(grad_norm):
-                self.bad_streak += 1
-                log.warning("non-finite gradient norm at step %d; skipping the update", self.step)
-                self.optimizer.zero_grad(set_to_none=True)
-                acc_loss, acc_dur = {}, 0.0
-                if self.bad_streak >= cfg.max_bad_steps:
-                    raise TrainingError(
-                        f"gradients were NaN/inf for {self.bad_streak} steps in a row (step "
-                        f"{self.step}, last batch's cuts {_ids_text(batch.get('cut_ids'))}); "
-                        "lower optim.lr or check the data"
-                    )
+            acc_dur += res["duration"]
+            if not res["updated"]:
                 continue
-            self.optimizer.step()
-            if self.ema is not None:
-                self.ema.update(self.module)
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scheduler is not None:
-                self.scheduler.step()
-            self.step += 1
-            self.bad_streak = 0
+            metrics = res["metrics"]
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(
-                    loss=f"{acc_loss.get('loss', float('nan')):.3f}",
+                    loss=f"{metrics.get('loss', float('nan')):.3f}",
                     epoch=self.epoch,
                     refresh=False,
                 )
@@ -429,16 +492,15 @@ class Trainer:
                 total_dur = float(D.all_reduce_mean(torch.tensor(acc_dur))) * D.world_size()
                 scalars = {
                     f"train/{k}": float(D.all_reduce_mean(torch.tensor(v)))
-                    for k, v in acc_loss.items()
+                    for k, v in metrics.items()
                 }
-                scalars["train/lr"] = self.optimizer.param_groups[0]["lr"]
-                scalars["train/grad_norm"] = grad_norm
+                scalars["train/lr"] = res["lr"]
+                scalars["train/grad_norm"] = res["grad_norm"]
                 scalars["throughput/data_seconds_per_second"] = total_dur / max(dt, 1e-9)
                 scalars["data/skipped_total"] = float(self.skipped_data)
                 self._log(scalars)
                 t0 = time.perf_counter()
                 acc_dur = 0.0
-            acc_loss = {}
             if self.step % cfg.save_every == 0:
                 self.save()
                 last_saved = self.step
