@@ -522,6 +522,37 @@ def prepare_fold_corpus(
     )
 
 
+def fold_corpus(
+    name: str,
+    num_folds: int,
+    meta_file: str,
+    what: str,
+    file_column: str,
+    label_column: str,
+    fold_subdirs: bool,
+    doc: str,
+) -> PrepareFn:
+    """Register and return ``prepare_<name>(corpus_dir, output_dir, num_jobs=1, force=False)`` of
+    a fold corpus: :func:`prepare_fold_corpus` over ``<corpus_dir>/<meta_file>`` (its absence is
+    a FileNotFoundError naming ``<what> metadata`` and ``docs/corpora/<name>.md``) and the audio
+    under ``<corpus_dir>/audio``; ``doc`` is its docstring (the CLI help)."""
+
+    def prepare(
+        corpus_dir: Path | str, output_dir: Path | str, num_jobs: int = 1, force: bool = False
+    ) -> dict[str, CutSet]:
+        root = Path(corpus_dir)
+        hint = f" (see docs/corpora/{name}.md)"
+        meta = require_file(root / meta_file, f"{what} metadata", hint)
+        return prepare_fold_corpus(
+            name, meta, num_folds, file_column, label_column, root / "audio", output_dir,
+            fold_subdirs=fold_subdirs, num_jobs=num_jobs, force=force,
+        )  # fmt: skip
+
+    prepare.__name__ = prepare.__qualname__ = f"prepare_{name}"
+    prepare.__doc__ = doc
+    return register_corpus(name)(prepare)
+
+
 def prepare_splits(
     name: str,
     output_dir: Path | str,

@@ -10,29 +10,12 @@ evaluation corpus); label ``sound_event`` = ``category`` with underscores turned
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from lhotse import CutSet
-
-from toolkit.data.prepare.common import prepare_fold_corpus, register_corpus, require_file
+from toolkit.data.prepare.common import fold_corpus
 
 NAME = "esc50"
 NUM_FOLDS = 5
 
-
-@register_corpus(NAME)
-def prepare_esc50(
-    corpus_dir: Path | str,
-    output_dir: Path | str,
-    num_jobs: int = 1,
-    force: bool = False,
-) -> dict[str, CutSet]:
-    """ESC-50 → ``esc50_cuts_fold{1..5}`` (label ``sound_event``, metadata ``fold``, no captions)."""
-    root = Path(corpus_dir)
-    meta = require_file(
-        root / "meta" / "esc50.csv", "ESC-50 metadata", " (see docs/corpora/esc50.md)"
-    )
-    return prepare_fold_corpus(
-        NAME, meta, NUM_FOLDS, "filename", "category", root / "audio", output_dir,
-        fold_subdirs=False, num_jobs=num_jobs, force=force,
-    )  # fmt: skip
+prepare_esc50 = fold_corpus(
+    NAME, NUM_FOLDS, "meta/esc50.csv", "ESC-50", "filename", "category", fold_subdirs=False,
+    doc="ESC-50 → ``esc50_cuts_fold{1..5}`` (label ``sound_event``, metadata ``fold``, no captions).",
+)  # fmt: skip

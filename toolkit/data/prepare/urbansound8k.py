@@ -12,31 +12,13 @@ written as ``urbansound8k_cuts_fold{1..10}`` with metadata ``fold`` (int). Cut i
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from lhotse import CutSet
-
-from toolkit.data.prepare.common import prepare_fold_corpus, register_corpus, require_file
+from toolkit.data.prepare.common import fold_corpus
 
 NAME = "urbansound8k"
 NUM_FOLDS = 10
 
-
-@register_corpus(NAME)
-def prepare_urbansound8k(
-    corpus_dir: Path | str,
-    output_dir: Path | str,
-    num_jobs: int = 1,
-    force: bool = False,
-) -> dict[str, CutSet]:
-    """UrbanSound8K → ``urbansound8k_cuts_fold{1..10}`` (label ``sound_event``, no captions)."""
-    root = Path(corpus_dir)
-    meta = require_file(
-        root / "metadata" / "UrbanSound8K.csv",
-        "UrbanSound8K metadata",
-        " (see docs/corpora/urbansound8k.md)",
-    )
-    return prepare_fold_corpus(
-        NAME, meta, NUM_FOLDS, "slice_file_name", "class", root / "audio", output_dir,
-        fold_subdirs=True, num_jobs=num_jobs, force=force,
-    )  # fmt: skip
+prepare_urbansound8k = fold_corpus(
+    NAME, NUM_FOLDS, "metadata/UrbanSound8K.csv", "UrbanSound8K", "slice_file_name", "class",
+    fold_subdirs=True,
+    doc="UrbanSound8K → ``urbansound8k_cuts_fold{1..10}`` (label ``sound_event``, no captions).",
+)  # fmt: skip
