@@ -17,6 +17,17 @@ from typing import Any
 from toolkit.data.aggregate.text import fold_caption
 from toolkit.data.cuts import CAPTION_STYLES
 
+# the clips/captions each filter of the aggregation removed (counted, in COLUMNS' order)
+FILTER_COUNTS = (
+    "leaked",
+    "merged_away",
+    "no_caption",
+    "dup_exact",
+    "dup_folded",
+    "dup_jaccard",
+    "label_conflicts",
+)
+
 COLUMNS = (
     "group",
     "name",
@@ -30,28 +41,11 @@ COLUMNS = (
     "words_mean",
     "words_median",
     "vocab",
-    "leaked",
-    "merged_away",
-    "no_caption",
-    "dup_exact",
-    "dup_folded",
-    "dup_jaccard",
-    "label_conflicts",
+    *FILTER_COUNTS,
     *(f"style_{s}" for s in CAPTION_STYLES),
 )
 
-
-COUNT_KEYS = (
-    "clips_in",
-    "captions_in",
-    "leaked",
-    "merged_away",
-    "no_caption",
-    "dup_exact",
-    "dup_folded",
-    "dup_jaccard",
-    "label_conflicts",
-)
+COUNT_KEYS = ("clips_in", "captions_in", *FILTER_COUNTS)
 
 
 def hist_mean_median(hist: Counter) -> tuple[float, float]:
