@@ -30,12 +30,11 @@ from toolkit.config import ConfigError
 from toolkit.decoders.generation import generate_text
 from toolkit.evaluate.captioning_metrics import METRICS, score_captions
 from toolkit.evaluate.embeddings import EmbeddingSet
-from toolkit.evaluate.heads.fit import SeededOrder, adamw_warmup_cosine, optimizer_step
+from toolkit.evaluate.heads.fit import fit_on_batches
 from toolkit.layers import resolve_device
 from toolkit.objectives.captioning import smoothed_token_ce
 from toolkit.registry import DECODERS, EVALUATORS
 from toolkit.text.tokenizer import pad_ids
-from toolkit.train.optim import decay_groups
 
 log = logging.getLogger(__name__)
 Splits = dict[str, EmbeddingSet]
@@ -340,16 +339,15 @@ def train_probe_decoder(
         raise ValueError("no training captions for the probe decoder")
     device = torch.device(device)
     decoder.to(device).train()
-    opt, sched = adamw_warmup_cosine(decay_groups(decoder, weight_decay), lr, warmup_steps, steps)
-    order = SeededOrder(len(examples), torch.Generator().manual_seed(seed))
-    losses = []
-    for _ in range(steps):
-        batch = [examples[i] for i in order.take(min(batch_size, len(examples)))]
+
+    def mean_loss(batch: list[tuple[int, list[int]]]) -> Tensor:
         loss, _, _, count = _batch_loss(decoder, frames, batch, label_smoothing, pad_id, device)
-        loss = loss / count.clamp(min=1)
-        optimizer_step(loss, opt, sched, decoder.parameters(), grad_clip)
-        losses.append(float(loss.detach()))
-    return losses
+        return loss / count.clamp(min=1)
+
+    return fit_on_batches(
+        decoder, examples, mean_loss, steps, batch_size, lr, weight_decay, warmup_steps,
+        grad_clip, seed,
+    )  # fmt: skip
 
 
 @torch.no_grad()

@@ -8,12 +8,16 @@ fresh seeded permutation every epoch, gradient clipping. These helpers hold that
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from toolkit.train.optim import decay_groups
 from toolkit.train.scheduler import warmup_cosine_factor
+
+T = TypeVar("T")
 
 
 def adamw_warmup_cosine(
@@ -61,3 +65,30 @@ def optimizer_step(
         nn.utils.clip_grad_norm_(params, grad_clip)
     opt.step()
     sched.step()
+
+
+def fit_on_batches(
+    module: nn.Module,
+    items: Sequence[T],
+    batch_loss: Callable[[list[T]], Tensor],
+    steps: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    warmup_steps: int,
+    grad_clip: float | None,
+    seed: int,
+) -> list[float]:
+    """The whole recipe over ``module`` (already on its device and in train mode): ``steps``
+    steps of :func:`adamw_warmup_cosine` over its :func:`decay_groups`, each on
+    ``batch_loss(batch)`` of ``min(batch_size, len(items))`` items drawn by a
+    :class:`SeededOrder` seeded with ``seed``, then :func:`optimizer_step`. Returns the loss of
+    every step."""
+    opt, sched = adamw_warmup_cosine(decay_groups(module, weight_decay), lr, warmup_steps, steps)
+    order = SeededOrder(len(items), torch.Generator().manual_seed(seed))
+    losses = []
+    for _ in range(steps):
+        loss = batch_loss([items[i] for i in order.take(min(batch_size, len(items)))])
+        optimizer_step(loss, opt, sched, module.parameters(), grad_clip)
+        losses.append(float(loss.detach()))
+    return losses

@@ -29,11 +29,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from toolkit.config import ConfigError
-from toolkit.evaluate.heads.fit import SeededOrder, adamw_warmup_cosine, optimizer_step
+from toolkit.evaluate.heads.fit import fit_on_batches
 from toolkit.evaluate.heads.lm.base import CausalLM, positions_from_mask
 from toolkit.registry import LANGUAGE_MODELS
 from toolkit.text.tokenizer import pad_ids
-from toolkit.train.optim import decay_groups
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
@@ -217,19 +216,18 @@ def pretrain_tiny_lm(
         raise ValueError("no text to pretrain the tiny language model on")
     device = torch.device(device)
     model.to(device).train()
-    opt, sched = adamw_warmup_cosine(decay_groups(model, weight_decay), lr, warmup_steps, steps)
-    order = SeededOrder(len(seqs), torch.Generator().manual_seed(seed))
-    losses = []
-    for _ in range(steps):
-        batch = [seqs[i] for i in order.take(min(batch_size, len(seqs)))]
+
+    def next_token_loss(batch: list[list[int]]) -> Tensor:
         ids, lens = pad_ids(batch, pad_id)  # right padding: the positions of a row start at 0
         ids = ids.to(device)
         mask = torch.arange(ids.shape[1], device=device)[None] < lens.to(device)[:, None]
         logits, _ = model.step(model.tok_emb(ids[:, :-1]), mask[:, :-1], None)
         target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
-        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
-        optimizer_step(loss, opt, sched, model.parameters(), 1.0)
-        losses.append(float(loss.detach()))
+        return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
+
+    losses = fit_on_batches(
+        model, seqs, next_token_loss, steps, batch_size, lr, weight_decay, warmup_steps, 1.0, seed
+    )
     model.eval()
     return losses
 
