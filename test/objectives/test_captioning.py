@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from objective_checks import adam_on_one_batch
 
 from toolkit.config import ConfigError
 from toolkit.objectives.captioning import Captioning
@@ -88,14 +89,7 @@ def test_loss_matches_reference_and_ignores_pad(tok):
 def test_overfits_four_captions_and_generates_them(tok):
     obj = objective(tok.vocab_size, label_smoothing=0.0)
     enc, lens, batch = batch_for(tok)
-    opt = torch.optim.Adam(obj.parameters(), lr=3e-3)
-    first = None
-    for _ in range(150):
-        loss = obj(enc, lens, batch)["loss"]
-        first = float(loss.detach()) if first is None else first
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    first, _ = adam_on_one_batch(obj, enc, lens, batch, steps=150, lr=3e-3)
     obj.eval()
     with torch.no_grad():
         final = obj(enc, lens, batch)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from objective_checks import adam_on_one_batch
 
 from toolkit.config import ConfigError, load_config
 from toolkit.objectives.contrastive import Contrastive, embed_norm_penalty
@@ -142,14 +143,9 @@ def test_embed_norm_regulariser_against_hand_computation():
 def test_regulariser_pulls_norms_to_one():
     obj = make(embed_norm_weight=1.0)
     hidden, lens, batch = inputs()
-    opt = torch.optim.Adam(obj.parameters(), lr=1e-2)
-    first = None
-    for _ in range(30):
-        out = obj(hidden, lens, batch)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        first = float(out["embed_norm_reg"]) if first is None else first
+    first, out = adam_on_one_batch(
+        obj, hidden, lens, batch, steps=30, lr=1e-2, key="embed_norm_reg"
+    )
     assert float(out["embed_norm_reg"]) < 0.25 * first
 
 

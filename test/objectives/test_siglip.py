@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 from ddp_check import ddp_step_and_save, spawn_and_compare
+from objective_checks import adam_on_one_batch
 from torch import nn
 
 from toolkit.objectives.siglip import SigLIP, sigmoid_pair_loss
@@ -66,15 +67,8 @@ def test_tiny_overfit_loss_decreases():
     obj = SigLIP(16, 20, dict(TEXT, dropout=0.0), embed_dim=8)
     hidden, lens = torch.randn(6, 5, 16), torch.full((6,), 5)
     batch = {"text_tokens": torch.randint(4, 20, (6, 6)), "text_lens": torch.full((6,), 6)}
-    opt = torch.optim.Adam(obj.parameters(), lr=1e-2)
-    first = None
-    for _ in range(60):
-        loss = obj(hidden, lens, batch)["loss"]
-        first = float(loss.detach()) if first is None else first
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert float(loss.detach()) < 0.5 * first
+    first, last = adam_on_one_batch(obj, hidden, lens, batch, steps=60, lr=1e-2)
+    assert float(last["loss"].detach()) < 0.5 * first
 
 
 class _Wrapper(nn.Module):
