@@ -150,18 +150,26 @@ class Contrastive(nn.Module):
         text_raw = self.project_text(batch["text_tokens"], batch["text_lens"])
         return self.loss_from_projections(audio_raw, text_raw)
 
+    def normalised_batch(
+        self, audio_raw: Tensor, text_raw: Tensor
+    ) -> tuple[Tensor, Tensor, list[int] | None, Tensor, Tensor]:
+        """What every loss of these towers starts from: the L2-normalised audio and text rows,
+        every rank's batch size (None without DDP), the clamped scale and the local in-batch
+        audio→text top-1 accuracy (no gradient)."""
+        audio = F.normalize(audio_raw, dim=-1)
+        text = F.normalize(text_raw, dim=-1)
+        sizes = D.gather_sizes(len(audio), audio.device) if D.is_distributed() else None
+        with torch.no_grad():
+            local = audio @ text.t()
+            acc = (local.argmax(1) == torch.arange(len(local), device=local.device)).float().mean()
+        return audio, text, sizes, self.scale(), acc
+
     def loss_from_projections(self, audio_raw: Tensor, text_raw: Tensor) -> dict[str, Tensor]:
         """The loss dict of :meth:`forward` from this rank's pre-normalisation embeddings
         ``(B, E)`` (:meth:`project_audio`, :meth:`project_text`); the entry point of gradient
         caching (``objective.grad_cache_chunk``, :class:`toolkit.model.AudioModel`)."""
-        audio = F.normalize(audio_raw, dim=-1)
-        text = F.normalize(text_raw, dim=-1)
-        sizes = D.gather_sizes(len(audio), audio.device) if D.is_distributed() else None
-        scale = self.scale()
+        audio, text, sizes, scale, acc = self.normalised_batch(audio_raw, text_raw)
         loss = symmetric_info_nce(audio, text, scale, sizes) * D.world_size()
-        with torch.no_grad():
-            local = audio @ text.t()
-            acc = (local.argmax(1) == torch.arange(len(local), device=local.device)).float().mean()
         out = {"loss": loss, "temperature": 1.0 / scale.detach(), "acc_a2t": acc}
         if self.embed_norm_weight > 0:
             reg = embed_norm_penalty(audio_raw, text_raw)

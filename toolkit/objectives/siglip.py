@@ -76,14 +76,8 @@ class SigLIP(Contrastive):
     def loss_from_projections(self, audio_raw: Tensor, text_raw: Tensor) -> dict[str, Tensor]:
         """Loss dict (``forward`` is the contrastive one): ``loss`` (scalar), ``temperature``
         (1/scale), ``bias``, ``acc_a2t`` (in-batch top-1, local)."""
-        audio = F.normalize(audio_raw, dim=-1)
-        text = F.normalize(text_raw, dim=-1)
-        sizes = D.gather_sizes(len(audio), audio.device) if D.is_distributed() else None
-        scale = self.scale()
+        audio, text, sizes, scale, acc = self.normalised_batch(audio_raw, text_raw)
         loss = sigmoid_pair_loss(audio, text, scale, self.bias, sizes) * D.world_size()
-        with torch.no_grad():
-            local = audio @ text.t()
-            acc = (local.argmax(1) == torch.arange(len(local), device=local.device)).float().mean()
         return {
             "loss": loss,
             "temperature": 1.0 / scale.detach(),
