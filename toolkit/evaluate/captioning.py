@@ -145,19 +145,20 @@ class _CaptionEvaluator:
 
     needs: frozenset[str] = frozenset()
     group = ""
+    key = ""  # the evaluator's registered name (error messages)
 
     def __init__(
         self,
-        method: Literal["beam", "greedy"],
-        beam_size: int,
-        max_len: int,
-        length_penalty: float,
-        metrics: Sequence[str],
-        spice_models: str | None,
-        baseline: bool,
-        split: str,
-        key: str,
+        method: Literal["beam", "greedy"] = "beam",
+        beam_size: int = 4,
+        max_len: int = 30,
+        length_penalty: float = 1.0,
+        metrics: Sequence[str] = DEFAULT_METRICS,
+        spice_models: str | None = None,
+        baseline: bool = True,
+        split: str = "test",
     ) -> None:
+        key = self.key
         if method not in ("beam", "greedy"):
             raise ConfigError(f"{key}.method: 'beam' or 'greedy', got {method!r}")
         if beam_size < 1 or max_len < 1:
@@ -236,33 +237,12 @@ class _CaptionEvaluator:
 @EVALUATORS.register("captioning")
 class OwnDecoderCaptioning(_CaptionEvaluator):
     """Scores the captions the model's own objective generated for the ``split`` clips (beam
-    search during extraction, options below); models without a ``generate`` give no rows."""
+    search during extraction, with the generation options of the base class); models without a
+    ``generate`` give no rows."""
 
     needs = frozenset({"generated"})
     group = OWN_GROUP
-
-    def __init__(
-        self,
-        method: Literal["beam", "greedy"] = "beam",
-        beam_size: int = 4,
-        max_len: int = 30,
-        length_penalty: float = 1.0,
-        metrics: Sequence[str] = DEFAULT_METRICS,
-        spice_models: str | None = None,
-        baseline: bool = True,
-        split: str = "test",
-    ) -> None:
-        super().__init__(
-            method,
-            beam_size,
-            max_len,
-            length_penalty,
-            metrics,
-            spice_models,
-            baseline,
-            split,
-            "captioning",
-        )
+    key = "captioning"
 
     def __call__(self, model: str, splits: Splits, text_fn: Any = None) -> list[dict]:
         es = splits[self.split]
@@ -399,6 +379,7 @@ class CaptionProbe(_CaptionEvaluator):
 
     needs = frozenset({"frames"})
     group = PROBE_GROUP
+    key = "caption_probe"
 
     def __init__(
         self,
@@ -424,15 +405,7 @@ class CaptionProbe(_CaptionEvaluator):
         device: Literal["auto", "cpu", "cuda"] = "auto",
     ) -> None:
         super().__init__(
-            method,
-            beam_size,
-            max_len,
-            length_penalty,
-            metrics,
-            spice_models,
-            baseline,
-            split,
-            "caption_probe",
+            method, beam_size, max_len, length_penalty, metrics, spice_models, baseline, split
         )
         if tokenizer is None or getattr(tokenizer, "vocab_size", None) is None:
             raise ConfigError("caption_probe: needs the run's tokenizer (a tokenizer section)")
