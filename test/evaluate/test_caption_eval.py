@@ -212,6 +212,11 @@ def test_frames_extraction_keeps_valid_frames_only(tone_data):
         torch.testing.assert_close(a.float(), hidden[0].float(), atol=2e-2, rtol=1e-2)
         torch.testing.assert_close(a.float(), b.float(), atol=2e-2, rtol=1e-2)
     assert len({f.shape[0] for f in big.extra["frames"]}) > 1  # lengths really differ
+    # batches are made of clips sorted by duration; rows still come back in manifest order
+    durations = [c.duration for c in cuts]
+    assert durations != sorted(durations)
+    assert small.cut_ids == big.cut_ids == [c.id for c in cuts]
+    torch.testing.assert_close(small.pooled, big.pooled, atol=1e-5, rtol=1e-4)
     # without the flag no frames are kept (the default evaluation costs nothing more); only the
     # caption styles read from the manifest ride along
     plain = extract(model_features(model), cuts, batch_duration=20.0)

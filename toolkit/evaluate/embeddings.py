@@ -1,7 +1,7 @@
 """Frozen-encoder embedding extraction over a CutSet (deterministic, batch-independent).
 
-``extract`` runs a feature function over a cut manifest in its order and returns an
-:class:`EmbeddingSet`: pooled clip vectors, optional audio-text embeddings, labels and captions,
+``extract`` runs a feature function over a cut manifest and returns an :class:`EmbeddingSet` in
+the manifest's order: pooled clip vectors, optional audio-text embeddings, labels and captions,
 and (when the feature function gives them) per-clip frame-level encoder outputs and generated
 captions in ``extra``. Clips that fail to load are skipped (counted and named in warnings), never
 a crash.
@@ -46,6 +46,12 @@ class EmbeddingSet:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _manifest_order(ids: list[str], by_id: dict[str, Any]) -> list[int]:
+    """Indices that put rows listed in ``ids`` back into the order of ``by_id`` (the manifest)."""
+    position = {cut_id: i for i, cut_id in enumerate(by_id)}
+    return sorted(range(len(ids)), key=lambda k: position[ids[k]])
+
+
 @torch.no_grad()
 def extract(
     fn: FeatureFn,
@@ -58,13 +64,17 @@ def extract(
     desc: str = "extract",
     frames_dtype: torch.dtype = torch.float16,
 ) -> EmbeddingSet:
-    """Run ``fn`` over ``cuts`` in manifest order (no shuffling, no random crops).
+    """Run ``fn`` over ``cuts`` (no random crops); rows come back in manifest order.
+
+    Batches hold clips of similar duration (the manifest sorted by duration, stable), so little
+    compute goes to padding; clip outputs do not depend on the batching (padding is masked).
 
     If ``fn`` returns ``frames (B, T, D)`` and ``frame_lens (B,)``, the valid frames of every clip
     are kept as a CPU ``(T_i, D)`` tensor of ``frames_dtype`` in ``extra["frames"]`` (padding is
     never stored); a ``generated`` list of ``B`` captions goes to ``extra["generated"]``.
     """
-    sampler = make_sampler(cuts, batch_duration, shuffle=False, bucketing=False)
+    by_length = CutSet.from_cuts(sorted(cuts, key=lambda c: c.duration))
+    sampler = make_sampler(by_length, batch_duration, shuffle=False, bucketing=False)
     sampler.set_epoch(0)
     ds = CaptionDataset(
         None, sampling_rate, max_clip_duration, "first", train=False, require_caption=False
@@ -105,6 +115,11 @@ def extract(
         raise RuntimeError(f"{desc}: no clip could be loaded")
     if overflow:
         log.warning("%s: %d clips have non-finite frames in %s", desc, overflow, frames_dtype)
+    order = _manifest_order(ids, by_id)
+    ids = [ids[k] for k in order]
+    labels = {task: [vals[k] for k in order] for task, vals in labels.items()}
+    frames = [frames[k] for k in order] if frames else []
+    generated = [generated[k] for k in order] if generated else []
     extra: dict[str, Any] = {
         # caption style of each caption (parallel to ``captions``; QA "describe" items use it)
         "caption_styles": [
@@ -120,8 +135,8 @@ def extract(
             raise RuntimeError(f"{desc}: {len(vals)} {key} entries for {len(ids)} clips")
     return EmbeddingSet(
         cut_ids=ids,
-        pooled=torch.cat(pooled),
-        audio_emb=torch.cat(joint) if joint else None,
+        pooled=torch.cat(pooled)[order],
+        audio_emb=torch.cat(joint)[order] if joint else None,
         labels=labels,
         captions=[cut_captions(by_id[i]) for i in ids],
         num_skipped=skipped,
