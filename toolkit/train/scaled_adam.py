@@ -39,11 +39,9 @@ checkpoints move between the two.
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -454,32 +452,39 @@ def _like(p: Tensor) -> dict:
     return {"device": p.device, "dtype": p.dtype}
 
 
-def scaled_adam(model: nn.Module, **options: Any) -> ScaledAdam:
+@OPTIMIZERS.register("scaled_adam")
+def scaled_adam(
+    model: nn.Module,
+    lr: float = 0.045,
+    betas: tuple[float, float] = (0.9, 0.98),
+    eps: float = 1e-8,
+    clipping_scale: float | None = 2.0,
+    clipping_update_period: int = 100,
+    scalar_lr_scale: float = 0.1,
+    param_min_rms: float = 1e-5,
+    param_max_rms: float = 3.0,
+    scalar_max: float = 10.0,
+    size_update_period: int = 4,
+    foreach: bool | None = None,
+) -> ScaledAdam:
     """ScaledAdam over the model's trainable parameters (one group, no weight decay).
 
     Its own clipping replaces the trainer's: set ``train.grad_clip: null`` with it.
     ``foreach``: ``null`` (default) = flat buffers on CUDA, the per-tensor loop elsewhere;
-    ``true`` / ``false`` force one (same results up to float rounding). The other options are
-    those of :class:`ScaledAdam` (its signature is this factory's, see below).
+    ``true`` / ``false`` force one (same results up to float rounding).
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    return ScaledAdam(params, **options)
-
-
-def _with_options_of(factory: Callable[..., Any], cls: type) -> None:
-    """Give ``factory(model, **options)`` the keyword parameters of ``cls.__init__`` after its
-    ``params`` (names, defaults and type hints written once, there), so that the registry checks
-    a YAML block's keys and types against them."""
-    init = inspect.signature(cls.__init__)
-    options = list(init.parameters.values())[2:]  # after self, params
-    model = inspect.signature(factory).parameters["model"]
-    factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [model, *options], return_annotation=inspect.signature(factory).return_annotation
+    return ScaledAdam(
+        params,
+        lr=lr,
+        betas=tuple(betas),  # type: ignore[arg-type]
+        eps=eps,
+        clipping_scale=clipping_scale,
+        clipping_update_period=clipping_update_period,
+        scalar_lr_scale=scalar_lr_scale,
+        param_min_rms=param_min_rms,
+        param_max_rms=param_max_rms,
+        scalar_max=scalar_max,
+        size_update_period=size_update_period,
+        foreach=foreach,
     )
-    own = factory.__annotations__
-    hints = {k: v for k, v in cls.__init__.__annotations__.items() if k not in ("params", "return")}
-    factory.__annotations__ = {"model": own["model"], **hints, "return": own["return"]}
-
-
-_with_options_of(scaled_adam, ScaledAdam)
-OPTIMIZERS.register("scaled_adam")(scaled_adam)
