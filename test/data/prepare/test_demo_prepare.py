@@ -219,3 +219,50 @@ def test_the_recipe_runs_the_package_as_a_module():
         cwd=Path(__file__).resolve().parents[3],
     )
     assert r.returncode == 0 and "--corpus-dir" in r.stdout, r.stderr
+
+
+def test_fft_length_is_the_smallest_5_smooth_length():
+    from toolkit.data.prepare.demo.synth import fft_length
+
+    def smooth(m: int) -> bool:
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    for n in [1, 2, 7, 97, 1000, 4097, 127331, 100003]:
+        m = fft_length(n)
+        assert m >= n and smooth(m)
+        assert not any(smooth(k) for k in range(n, m))
+
+
+def test_resample_equals_the_direct_polyphase_sum():
+    from toolkit.data.prepare.demo.synth import _resample_kernel, resample
+
+    rng = np.random.default_rng(0)
+    for sr_in, n in [(22050, 22050 * 2 + 17), (44100, 999), (8000, 4000)]:
+        x = rng.standard_normal(n)
+        up, down = 16000 // np.gcd(16000, sr_in), sr_in // np.gcd(16000, sr_in)
+        kernel, hw = _resample_kernel(up, down, 24), 24
+        xp = np.concatenate([np.zeros(hw), x, np.zeros(hw)])
+        idx = np.arange(n * up // down)
+        want = [
+            xp[i * down // up + 1 : i * down // up + 1 + 2 * hw] @ kernel[i * down % up]
+            for i in idx
+        ]
+        np.testing.assert_allclose(resample(x, sr_in), want, rtol=0, atol=1e-12)
+
+
+def test_partials_equal_the_sum_of_sines():
+    n, freq = 8000, 220.0
+    amps, taus = np.linspace(1.0, 0.1, 20), 0.4 / np.arange(1, 21)
+    t = np.arange(n) / demo_music.SR
+    phase = 2 * np.pi * freq * np.arange(1, n + 1) / demo_music.SR
+    k = np.arange(1, 21)[k_keep := np.arange(1, 21) * freq < 0.45 * demo_music.SR]
+    want = np.sum(
+        amps[k_keep, None] * np.sin(k[:, None] * phase) * np.exp(-t / taus[k_keep, None]), 0
+    )
+    np.testing.assert_allclose(demo_music._partials(freq, n, amps, taus, None), want, atol=1e-9)
+    sustained = np.sum(amps[k_keep, None] * np.sin(k[:, None] * phase), 0)
+    got = demo_music._partials(freq, n, amps, np.full(20, np.inf), None)
+    np.testing.assert_allclose(got, sustained, atol=1e-9)

@@ -49,16 +49,20 @@ def degree_note(tonic: int, mode: str, degree: int) -> int:
 
 
 def _partials(freq: float, n: int, amps: np.ndarray, taus: np.ndarray, vib: np.ndarray | None):
-    """Sum of harmonic partials ``k * freq`` with amplitudes and decay times (None = sustained)."""
-    k = np.arange(1, len(amps) + 1)
-    keep = k * freq < 0.45 * SR
-    k, amps, taus = k[keep], amps[keep], taus[keep]
+    """Sum of harmonic partials ``k * freq`` (k = 1, 2, ... below 0.45 SR) with amplitudes and
+    decay times (all infinite = sustained). ``sin(k phase)`` comes from the recurrence
+    ``sin(k x) = 2 cos(x) sin((k-1) x) - sin((k-2) x)`` (one ``sin`` and one ``cos`` per note)."""
+    num = int(np.sum(np.arange(1, len(amps) + 1) * freq < 0.45 * SR))
     t = np.arange(n) / SR
     inst = freq * (1.0 + vib) if vib is not None else np.full(n, freq)
     phase = 2 * np.pi * np.cumsum(inst) / SR
-    partials = np.sin(k[:, None] * phase[None, :])
-    decay = np.exp(-t[None, :] / taus[:, None]) if np.all(np.isfinite(taus)) else 1.0
-    return np.sum(amps[:, None] * partials * decay, axis=0)
+    decaying = bool(np.all(np.isfinite(taus[:num])))
+    two_cos, prev, cur = 2.0 * np.cos(phase), np.zeros(n), np.sin(phase)
+    out = np.zeros(n)
+    for i in range(num):
+        out += amps[i] * cur * np.exp(-t / taus[i]) if decaying else amps[i] * cur
+        prev, cur = cur, two_cos * cur - prev
+    return out
 
 
 def note(instrument: str, midi: int, gate: float, timbre: dict, rng: np.random.Generator):

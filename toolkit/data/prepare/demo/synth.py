@@ -28,11 +28,30 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x)) + 1e-20))
 
 
+def fft_length(n: int) -> int:
+    """Smallest ``2^a 3^b 5^c >= n``: FFTs of such lengths are fast (an arbitrary length, e.g. a
+    large prime, can be 20-60x slower)."""
+    best = 1 << max(0, n - 1).bit_length()
+    f5 = 1
+    while f5 < best:
+        f35 = f5
+        while f35 < best:
+            f = f35
+            while f < n:
+                f *= 2
+            best = min(best, f)
+            f35 *= 3
+        f5 *= 5
+    return best
+
+
 def spectral_shape(x: np.ndarray, gain_fn) -> np.ndarray:
-    """Filter ``x`` by multiplying its spectrum with ``gain_fn(freqs_hz)`` (zero-phase)."""
-    spec = np.fft.rfft(x)
-    freqs = np.fft.rfftfreq(len(x), 1.0 / SR)
-    return np.fft.irfft(spec * gain_fn(freqs), n=len(x))
+    """Filter ``x`` by multiplying its spectrum with ``gain_fn(freqs_hz)`` (zero-phase; ``x`` is
+    zero-padded to :func:`fft_length` and the result cut back to ``len(x)``)."""
+    n, m = len(x), fft_length(len(x))
+    spec = np.fft.rfft(x, m)
+    freqs = np.fft.rfftfreq(m, 1.0 / SR)
+    return np.fft.irfft(spec * gain_fn(freqs), n=m)[:n]
 
 
 def colored_noise(rng: np.random.Generator, n: int, color: str = "white") -> np.ndarray:
@@ -154,19 +173,22 @@ def _resample_kernel(up: int, down: int, half_width: int) -> np.ndarray:
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int = SR, half_width: int = 24) -> np.ndarray:
-    """Band-limited rational resampling with a polyphase windowed-sinc interpolator."""
+    """Band-limited rational resampling with a polyphase windowed-sinc interpolator.
+
+    Output ``n`` reads the ``2 * half_width`` input samples around ``n * down / up`` with the
+    weights of its phase ``n * down mod up``; outputs ``n ≡ p (mod up)`` share one phase, so each
+    residue class is one matrix-vector product over a strided view of the input.
+    """
     if sr_in == sr_out:
         return np.asarray(x, dtype=np.float64)
     g = gcd(sr_in, sr_out)
     up, down = sr_out // g, sr_in // g
     kernel = _resample_kernel(up, down, half_width)
-    taps = np.arange(-half_width + 1, half_width + 1)
     xp = np.concatenate([np.zeros(half_width), np.asarray(x, np.float64), np.zeros(half_width)])
+    windows = np.lib.stride_tricks.sliding_window_view(xp, 2 * half_width)
     n_out = len(x) * up // down
     out = np.empty(n_out)
-    for s in range(0, n_out, 16384):
-        n = np.arange(s, min(n_out, s + 16384))
-        base, phase = np.divmod(n * down, up)
-        idx = base[:, None] + taps[None, :] + half_width
-        out[n] = np.einsum("ij,ij->i", xp[idx], kernel[phase])
+    for p in range(min(up, n_out)):
+        n = np.arange(p, n_out, up)
+        out[n] = windows[n * down // up + 1] @ kernel[p * down % up]
     return out
