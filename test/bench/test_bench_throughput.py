@@ -125,9 +125,8 @@ def test_oom_is_reported_and_larger_batches_skipped(tmp_path, monkeypatch, capsy
          "--json", str(out), "--work-dir", str(tmp_path)]
     )  # fmt: skip
     assert code == 0
-    assert (
-        signal.getsignal(signal.SIGTERM) is handler
-    )  # not left to the caller's forks    assert calls == [("eager-fp32", 2), ("eager-fp32", 4), ("eager-bf16", 2), ("eager-bf16", 4)]
+    assert signal.getsignal(signal.SIGTERM) is handler  # not left to the caller's forks
+    assert calls == [("eager-fp32", 2), ("eager-fp32", 4), ("eager-bf16", 2), ("eager-bf16", 4)]
     rows = json.loads(out.read_text())["rows"]
     assert [r["status"] for r in rows] == ["ok", "OOM", "OOM (skipped: OOM at batch 4)"] * 2
     assert rows[3]["speedup_vs_eager_fp32"] == pytest.approx(2.5)
