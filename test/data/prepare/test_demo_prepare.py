@@ -266,3 +266,18 @@ def test_partials_equal_the_sum_of_sines():
     sustained = np.sum(amps[k_keep, None] * np.sin(k[:, None] * phase), 0)
     got = demo_music._partials(freq, n, amps, np.full(20, np.inf), None)
     np.testing.assert_allclose(got, sustained, atol=1e-9)
+
+
+def test_existing_manifests_of_other_sizes_are_refused(generated, tmp_path):
+    root, _, manifests = generated
+    assert (manifests / demo.PARAMS_FILE).is_file()
+    with pytest.raises(ValueError, match=r"num_train=24.*asked for num_train=30.*--force"):
+        _generate(root, num_train=30)
+    with pytest.raises(ValueError, match="seed=0.*seed=1"):
+        _generate(root, seed=1)
+    # the CLI says it in one line (exit 2), naming what is there
+    corpus, out = str(root / "corpus"), str(manifests)
+    argv = ["--corpus-dir", corpus, "--output-dir", out, "--num-train", "30"]
+    with pytest.raises(SystemExit) as e:
+        demo.main(argv + ["--num-dev", "8", "--num-test", "8"])
+    assert e.value.code == 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
 import multiprocessing
 import os
@@ -60,6 +61,29 @@ MIX_KINDS = (("speech", "music"), ("speech", "sound"), ("music", "sound"))
 def manifest_path(output_dir: Path | str, split: str) -> Path:
     """Path of the demo manifest of ``split``."""
     return Path(output_dir) / f"demo_cuts_{split}.jsonl.gz"
+
+
+PARAMS_FILE = "demo_params.json"  # next to the manifests: the sizes and seed they were made with
+
+
+def _check_same_params(output_dir: Path, wanted: dict[str, int]) -> None:
+    """Existing manifests are reused only for the sizes and seed they were made with; otherwise a
+    ValueError says what is there and how to regenerate (manifests of older versions, written
+    without :data:`PARAMS_FILE`, are reused as before)."""
+    stamp = output_dir / PARAMS_FILE
+    if not stamp.is_file():
+        return
+    have = json.loads(stamp.read_text())
+
+    def show(params: dict[str, int]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in params.items())
+
+    if have != wanted:
+        raise ValueError(
+            f"{output_dir} holds a demo corpus made with {show(have)}; asked for {show(wanted)}. "
+            "Pass --force (egs/demo/run.sh: --force true, which also redoes the later stages) "
+            "to regenerate it, or use another --output-dir"
+        )
 
 
 def _domain_counts(n: int) -> dict[str, int]:
@@ -191,11 +215,14 @@ def prepare_demo(
     """Generate the demo corpus and its manifests; returns ``{split: CutSet}``.
 
     If all three manifests already exist (and ``force`` is False) they are loaded and returned
-    without regenerating anything.
+    without regenerating anything; a ValueError says so if they were made with other sizes or
+    another seed (``demo_params.json`` beside them records both).
     """
     corpus_dir, output_dir = Path(corpus_dir).resolve(), Path(output_dir)
     paths = {split: manifest_path(output_dir, split) for split in SPLITS}
+    params = {"num_train": num_train, "num_dev": num_dev, "num_test": num_test, "seed": seed}
     if not force and all(p.is_file() for p in paths.values()):
+        _check_same_params(output_dir, params)
         logger.info("Demo manifests exist in %s; loading them", output_dir)
         return {split: CutSet.from_file(p) for split, p in paths.items()}
     if not demo_speech.espeak_available():
@@ -225,6 +252,9 @@ def prepare_demo(
         _zero_gzip_mtime(tmp)
         os.replace(tmp, paths[split])
         result[split] = cutset
+    stamp = output_dir / PARAMS_FILE
+    stamp.with_name(f".tmp.{PARAMS_FILE}").write_text(json.dumps(params) + "\n")
+    os.replace(stamp.with_name(f".tmp.{PARAMS_FILE}"), stamp)
     return result
 
 
@@ -242,15 +272,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     start = time.perf_counter()
-    cutsets = prepare_demo(
-        args.corpus_dir,
-        args.output_dir,
-        num_train=args.num_train,
-        num_dev=args.num_dev,
-        num_test=args.num_test,
-        seed=args.seed,
-        num_jobs=args.num_jobs,
-        force=args.force,
-    )
+    try:
+        cutsets = prepare_demo(
+            args.corpus_dir,
+            args.output_dir,
+            num_train=args.num_train,
+            num_dev=args.num_dev,
+            num_test=args.num_test,
+            seed=args.seed,
+            num_jobs=args.num_jobs,
+            force=args.force,
+        )
+    except ValueError as e:  # wrong sizes/seed for existing manifests, negative sizes
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     sizes = ", ".join(f"{s}={len(c)}" for s, c in cutsets.items())
     logger.info("Demo corpus ready (%s) in %.1f s", sizes, time.perf_counter() - start)
