@@ -73,13 +73,13 @@ def extract(
     are kept as a CPU ``(T_i, D)`` tensor of ``frames_dtype`` in ``extra["frames"]`` (padding is
     never stored); a ``generated`` list of ``B`` captions goes to ``extra["generated"]``.
     """
-    by_length = CutSet.from_cuts(sorted(cuts, key=lambda c: c.duration))
+    by_id = {c.id: c for c in cuts}  # the manifest, read once
+    by_length = CutSet.from_cuts(sorted(by_id.values(), key=lambda c: c.duration))
     sampler = make_sampler(by_length, batch_duration, shuffle=False, bucketing=False)
     sampler.set_epoch(0)
     ds = CaptionDataset(
         None, sampling_rate, max_clip_duration, "first", train=False, require_caption=False
     )
-    by_id = {c.id: c for c in cuts}
     ids, pooled, joint, skipped = [], [], [], 0
     frames: list[Tensor] = []
     generated: list[str] = []

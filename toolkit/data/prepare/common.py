@@ -271,7 +271,8 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -308,7 +309,7 @@ def _run_part(
     CutSet.from_cuts(cuts).to_file(tmp)
     os.replace(tmp, out)
     lines = "".join(f"{i}\t{r}\t{d}\n".replace("\r", " ") for i, r, d in skipped)
-    _atomic_write_text(skipped_out, lines)
+    atomic_write_text(skipped_out, lines)
     return (
         len(cuts),
         sum(c.duration for c in cuts) / 3600.0,
@@ -395,7 +396,7 @@ def prepare_in_parts(
                     continue
             if pool is None:
                 res = _run_part(fn, chunk, ids, out, sk, min_duration)
-                _atomic_write_text(marker, json.dumps({"digest": digest, "result": res}))
+                atomic_write_text(marker, json.dumps({"digest": digest, "result": res}))
                 bar.update(len(chunk))
             else:
                 fut = pool.submit(_run_part, fn, chunk, ids, out, sk, min_duration)
@@ -403,7 +404,7 @@ def prepare_in_parts(
                 fut.add_done_callback(
                     lambda f, m=marker, d=digest: (
                         f.exception() is None
-                        and _atomic_write_text(m, json.dumps({"digest": d, "result": f.result()}))
+                        and atomic_write_text(m, json.dumps({"digest": d, "result": f.result()}))
                     )
                 )
                 while len(pending) >= 2 * num_jobs:  # bounded in-flight work: flat memory
@@ -449,7 +450,7 @@ def prepare_in_parts(
         tmp_sk.unlink()
         skipped_file.unlink(missing_ok=True)
     summary = PrepareSummary(out_path, num_cuts, hours, skipped, skipped_file if skipped else None)
-    _atomic_write_text(summary_path, json.dumps({**summary.to_json(), "digest": total}, indent=1))
+    atomic_write_text(summary_path, json.dumps({**summary.to_json(), "digest": total}, indent=1))
     if reused:
         log.info("%s: reused %d finished part(s)", stem, reused)
     (log.warning if skipped else log.info)("%s", summary.line())

@@ -27,7 +27,7 @@ import soundfile as sf
 from lhotse import CutSet, MonoCut
 
 from toolkit.data.cuts import make_caption_cut, reject_empty_captions
-from toolkit.data.prepare.common import register_corpus
+from toolkit.data.prepare.common import atomic_write_text, register_corpus
 from toolkit.data.prepare.demo import music as demo_music
 from toolkit.data.prepare.demo import sound as demo_sound
 from toolkit.data.prepare.demo import speech as demo_speech
@@ -74,11 +74,11 @@ def _check_same_params(output_dir: Path, wanted: dict[str, int]) -> None:
     if not stamp.is_file():
         return
     have = json.loads(stamp.read_text())
-
-    def show(params: dict[str, int]) -> str:
-        return ", ".join(f"{k}={v}" for k, v in params.items())
-
     if have != wanted:
+
+        def show(params: dict[str, int]) -> str:
+            return ", ".join(f"{k}={v}" for k, v in params.items())
+
         raise ValueError(
             f"{output_dir} holds a demo corpus made with {show(have)}; asked for {show(wanted)}. "
             "Pass --force (egs/demo/run.sh: --force true, which also redoes the later stages) "
@@ -252,9 +252,7 @@ def prepare_demo(
         _zero_gzip_mtime(tmp)
         os.replace(tmp, paths[split])
         result[split] = cutset
-    stamp = output_dir / PARAMS_FILE
-    stamp.with_name(f".tmp.{PARAMS_FILE}").write_text(json.dumps(params) + "\n")
-    os.replace(stamp.with_name(f".tmp.{PARAMS_FILE}"), stamp)
+    atomic_write_text(output_dir / PARAMS_FILE, json.dumps(params) + "\n")
     return result
 
 
