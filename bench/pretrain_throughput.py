@@ -685,10 +685,12 @@ def measure(
     row = Row(mode=mode, batch=batch_size, objective=args.objective, data=args.data)
     bench = build_bench(cfg, tokenizer, mode, device, work_dir, args.encoder_batch_count, args.seed)
     row.params_m, row.encoder_params_m = bench.params / 1e6, bench.encoder_params / 1e6
+    from toolkit.train.trainer import native_bf16
+
     bf16 = "bf16" in mode
-    row.precision = "bf16" if bf16 and device.type == "cuda" else "fp32"
-    if bf16 and device.type != "cuda":
-        row.notes.append("bf16 autocast is CUDA-only in the trainer: ran fp32")
+    row.precision = "bf16" if bf16 and native_bf16(device) else "fp32"
+    if bf16 and not native_bf16(device):
+        row.notes.append(f"{device} has no native bf16 (the trainer then runs fp32): ran fp32")
     marks = Marks(device)
     gen = torch.Generator().manual_seed(args.seed)
     sr = int((cfg.get("data") or {}).get("sampling_rate", 16000))
@@ -955,6 +957,9 @@ def _defaults(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from toolkit.utils.malloc import keep_freed_memory
+
+    keep_freed_memory()  # as toolkit-train does: the figures are those of real training
     if args.make_synthetic_shar is not None:
         require_lhotse()
         t = time.perf_counter()

@@ -50,7 +50,7 @@ class TrainConfig:
 
     max_steps: int = 1000  # optimiser steps
     max_epochs: int | None = None  # stop earlier after this many epochs
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     device: Literal["auto", "cpu", "cuda"] = "auto"
     grad_clip: float | None = 1.0  # max global grad norm (None: no clipping)
     accum_grad: int = 1  # micro-batches per optimiser step

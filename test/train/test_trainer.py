@@ -16,7 +16,7 @@ from fixtures import TINY_ZIPFORMER, tiny_config
 
 from toolkit.schema import TrainConfig
 from toolkit.train import checkpoint as ckpt
-from toolkit.train.trainer import Trainer, TrainingError
+from toolkit.train.trainer import Trainer, TrainingError, native_bf16, uses_bf16
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "egs" / "demo" / "conf" / "pretrain.yaml"
@@ -241,3 +241,47 @@ def test_train_step_calls_equal_fit(tmp_path):
         for k, v in r["metrics"].items():
             assert scalars[f"train/{k}"] == float(torch.tensor(v))  # fit logs float32 means
         assert scalars["train/grad_norm"] == r["grad_norm"] and scalars["train/lr"] == r["lr"]
+
+
+class MatmulModel(torch.nn.Module):
+    """A linear layer whose forward records the dtype its matmul ran in (autocast's choice)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 1)
+        self.dtypes: list[torch.dtype] = []
+
+    def forward(self, batch):
+        y = self.lin(batch["x"])
+        self.dtypes.append(y.dtype)
+        return {"loss": y.float().pow(2).mean()}
+
+
+def _precision_trainer(tmp_path, precision):
+    model = MatmulModel()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    tcfg = TrainConfig(progress=False, log_every=1, save_every=100, precision=precision)
+    loader = ListLoader([])
+    return Trainer(model, opt, None, loader, loader, tcfg, tmp_path, torch.device("cpu")), model
+
+
+def test_precision_choice_per_device():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert uses_bf16("auto", cuda) and not uses_bf16("auto", cpu)  # safe default on CPU
+    assert not uses_bf16("fp32", cuda) and not uses_bf16("fp32", cpu)
+    assert uses_bf16("bf16", cuda) and uses_bf16("bf16", cpu) == native_bf16(cpu)
+
+
+def test_cpu_bf16_runs_bf16_where_native_else_fp32_with_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    trainer, model = _precision_trainer(tmp_path / "emulated", "bf16")
+    assert "no native bf16" in caplog.text
+    trainer.train_step({"x": torch.ones(2, 3), "cut_ids": ["a", "b"]})
+    assert model.dtypes == [torch.float32]
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    trainer, model = _precision_trainer(tmp_path / "native", "bf16")
+    before = model.lin.weight.detach().clone()
+    assert trainer.train_step({"x": torch.ones(2, 3), "cut_ids": ["a", "b"]})["updated"]
+    assert model.dtypes == [torch.bfloat16]  # the matmul ran in bf16 ...
+    assert model.lin.weight.dtype == torch.float32  # ... the weights stay fp32 and were updated
+    assert not torch.equal(model.lin.weight, before)

@@ -10,6 +10,7 @@ from typing import Any
 from toolkit.config import ConfigError, load_config
 from toolkit.registry import import_plugins
 from toolkit.schema import check_top_level
+from toolkit.utils.malloc import keep_freed_memory
 from toolkit.weights import CheckpointError
 
 
@@ -31,7 +32,9 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Run ``main``; config errors become one line on stderr and exit code 2."""
+    """Run ``main``; config errors become one line on stderr and exit code 2. Freed memory is
+    kept for reuse first (:func:`toolkit.utils.malloc.keep_freed_memory`)."""
+    keep_freed_memory()
     try:
         sys.exit(main(argv) or 0)
     except ConfigError as e:

@@ -2,7 +2,7 @@
 nothing of audio (it only reads the optional ``duration``/``num_skipped`` batch entries).
 
 Features: AdamW-style optimiser and LR-scheduler plugins, gradient accumulation and clipping,
-bf16 autocast on CUDA (fp32 on CPU), DDP (gloo/NCCL), atomic checkpoints every N steps with
+bf16 autocast (``train.precision``: on CUDA by default; on request on CPUs with native bf16), DDP (gloo/NCCL), atomic checkpoints every N steps with
 keep-last-K, bit-exact ``resume`` (model, optimiser, scheduler, sampler position, every rank's RNG
 states; under another world size: the same global data position, fresh RNG streams for new ranks),
 non-finite loss skipping with an abort after N in a row, TensorBoard + CSV scalars, a progress bar,
@@ -38,6 +38,24 @@ from toolkit.train.ema import EMA
 from toolkit.weights import CheckpointError
 
 log = logging.getLogger(__name__)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` does bf16 arithmetic in hardware: any CUDA device; a CPU whose oneDNN
+    has bf16 kernels (AVX512-BF16 or AMX; elsewhere bf16 is emulated, slower than fp32)."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether training with ``train.precision`` on ``device`` runs under bf16 autocast: ``auto``
+    on CUDA only (fp32 on CPU), ``bf16`` where :func:`native_bf16`, ``fp32`` never."""
+    if precision == "auto":
+        return device.type == "cuda"
+    return precision == "bf16" and native_bf16(device)
 
 
 class TrainingError(RuntimeError):
@@ -95,12 +113,13 @@ class Trainer:
         self.bad_streak = 0
         self.skipped_data = 0
         self.is_main = D.rank() == 0
-        use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
-        if use_bf16 and device.type != "cuda":
-            log.warning("train.precision=bf16 is for CUDA; training in fp32 on %s", device)
-            use_bf16 = False
+        use_bf16 = uses_bf16(cfg.precision, device)
+        if cfg.precision == "bf16" and not use_bf16:
+            log.warning(
+                "train.precision=bf16: %s has no native bf16 arithmetic; training in fp32", device
+            )
         self.autocast = (
-            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+            (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
         )
         self.writer = None
         self.csv_path = self.run_dir / "train_log.csv"

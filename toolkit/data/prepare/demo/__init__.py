@@ -48,6 +48,7 @@ from toolkit.data.prepare.demo.synth import (
     random_peak_db,
     rms,
 )
+from toolkit.utils.malloc import keep_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -269,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--force", action="store_true", help="regenerate existing manifests")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    keep_freed_memory()  # as every toolkit CLI: large arrays reuse freed memory
     start = time.perf_counter()
     try:
         cutsets = prepare_demo(

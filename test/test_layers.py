@@ -1,0 +1,36 @@
+"""toolkit.layers: the attention kernel choice of MultiHeadSelfAttention."""
+
+from __future__ import annotations
+
+import torch
+
+from toolkit.layers import MultiHeadSelfAttention, attention_kernels
+
+
+def test_cpu_bf16_attention_uses_the_matmul_kernel_and_fp32_keeps_torchs_choice():
+    fp32, bf16 = torch.zeros(1, 1, 2, 4), torch.zeros(1, 1, 2, 4, dtype=torch.bfloat16)
+    assert torch.backends.cuda.flash_sdp_enabled()
+    with attention_kernels(bf16):
+        assert (
+            not torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.math_sdp_enabled()
+        )
+    with attention_kernels(fp32):
+        assert torch.backends.cuda.flash_sdp_enabled()
+    assert torch.backends.cuda.flash_sdp_enabled()  # restored
+
+
+def test_bf16_autocast_attention_matches_fp32_and_ignores_masked_keys():
+    torch.manual_seed(0)
+    attn = MultiHeadSelfAttention(16, 4).eval()
+    x = torch.randn(3, 7, 16)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 4:] = False
+    ref = attn(x, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = attn(x, mask)
+        x2 = x.clone()
+        x2[1, 4:] = 100.0  # masked keys change: row 1 must not
+        low2 = attn(x2, mask)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), ref, atol=3e-2, rtol=3e-2)
+    torch.testing.assert_close(low2[1, :4], low[1, :4])
