@@ -685,11 +685,11 @@ def measure(
     row = Row(mode=mode, batch=batch_size, objective=args.objective, data=args.data)
     bench = build_bench(cfg, tokenizer, mode, device, work_dir, args.encoder_batch_count, args.seed)
     row.params_m, row.encoder_params_m = bench.params / 1e6, bench.encoder_params / 1e6
-    from toolkit.train.trainer import native_bf16
+    from toolkit.train.trainer import uses_bf16
 
-    bf16 = "bf16" in mode
-    row.precision = "bf16" if bf16 and native_bf16(device) else "fp32"
-    if bf16 and not native_bf16(device):
+    asked = bench.trainer.cfg.precision  # build_bench's: fp32 or bf16 by mode
+    row.precision = "bf16" if uses_bf16(asked, device) else "fp32"
+    if asked == "bf16" and row.precision == "fp32":
         row.notes.append(f"{device} has no native bf16 (the trainer then runs fp32): ran fp32")
     marks = Marks(device)
     gen = torch.Generator().manual_seed(args.seed)

@@ -131,7 +131,8 @@ def attention_kernels(q: Tensor) -> AbstractContextManager:
     """The ``scaled_dot_product_attention`` kernels for queries ``q``: on CPU in bf16 (CPU bf16
     autocast) the plain matmul-softmax kernel, which trained 1.6x faster there than the fused CPU
     kernel (forward + backward, 34 x 4 heads x 175 frames: 24 vs 38 ms on 2 Zen cores); the fused
-    one stays faster in fp32 and at inference (750 frames: 23 vs 41 ms). Elsewhere torch's choice."""
+    one stays faster in fp32 and at inference (750 frames: 23 vs 41 ms). Elsewhere torch's
+    choice."""
     if q.device.type == "cpu" and q.dtype == torch.bfloat16:
         return sdpa_kernel(SDPBackend.MATH)
     return nullcontext()

@@ -7,9 +7,9 @@ figures that first touch cost far more than the arithmetic (an element-wise op w
 37 MB tensor: 9.7 ms; the same op in place: 0.9 ms). :func:`keep_freed_memory` turns that off
 for the process (``M_MMAP_MAX=0``: every allocation comes from the heap; ``M_TRIM_THRESHOLD``
 2 GiB: freed heap memory is kept for reuse), as jemalloc/tcmalloc do with their caches.
-Measured there: fbank of a 240 s batch 94 -> 37 ms; a demo training step
-(``egs/demo``, bf16) 0.71 -> 0.52 s; the numbers computed are the same. The price: the process keeps
-its peak heap until it exits.
+Measured there: fbank of a 240 s batch 94 -> 37 ms; a demo training step (``egs/demo``, bf16)
+0.71 -> 0.52 s; the numbers computed are the same. The price: the process keeps its peak heap
+until it exits.
 
 The toolkit's command-line tools call it once at start (:func:`toolkit.bin.common.run_cli`);
 the Python API leaves the host process's allocator alone. It does nothing where the user has
