@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 from pathlib import Path
 
@@ -54,6 +55,36 @@ def epoch_ids(value, world: int, workers: int, epoch: int = 0, seed: int = 3) ->
         loader.set_epoch(epoch)
         per_rank.append([i for b in loader for i in b["cut_ids"]])
     return per_rank
+
+
+class _ParentTagged(CaptionDataset):
+    """Batches that carry the pid of the process that started the worker building them."""
+
+    def __getitem__(self, cuts):
+        return {**super().__getitem__(cuts), "parent_pid": os.getppid()}
+
+
+@pytest.mark.parametrize("start", ["forkserver", "fork"])
+def test_workers_start_method_keeps_the_order(corpora, start):
+    """The default ``forkserver`` workers are not children of the training process (so its heap
+    is not shared copy-on-write with them), and every start method gives the same batches."""
+
+    def batches(how: str) -> list[dict]:
+        loader = train_loader(
+            str(corpora["shar_a"]),
+            _ParentTagged(None, max_clip_duration=None),
+            max_duration=4.0,
+            num_workers=2,
+            seed=3,
+            worker_start=how,
+        )
+        loader.set_epoch(1)
+        return list(loader)
+
+    got = batches(start)
+    assert [b["cut_ids"] for b in got] == [b["cut_ids"] for b in batches("spawn")]
+    parents = {b["parent_pid"] for b in got}
+    assert (os.getpid() in parents) == (start == "fork")
 
 
 @pytest.mark.parametrize("workers", [0, 2])

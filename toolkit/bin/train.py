@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         num_buckets=dcfg.num_buckets,
         drop_last=dcfg.drop_last,
         min_duration=dcfg.min_clip_duration,
+        worker_start=dcfg.worker_start,
     )
     trainer = Trainer(ddp_model, optimizer, scheduler, loader, loader, tcfg, exp, device)
     if args.resume and not trainer.resume():

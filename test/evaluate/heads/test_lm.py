@@ -106,7 +106,7 @@ def test_cache_file_is_reused_and_refreshed(tmp_path, caplog):
     assert loaded.tokenizer.words == other.tokenizer.words
     with pytest.raises(ConfigError, match="no training text and no cache"):
         LANGUAGE_MODELS.build({**TINY, "cache": str(tmp_path / "none.pt")}, "lm")
-    with pytest.raises(ConfigError, match="lm.vocab: expected Literal"):
+    with pytest.raises(ConfigError, match="lm.vocab: expected one of "):
         LANGUAGE_MODELS.build({**TINY, "vocab": "bpe"}, "lm", texts=TEXTS)
 
 
