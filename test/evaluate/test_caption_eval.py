@@ -24,7 +24,7 @@ from toolkit.evaluate.captioning import (
     normalise_caption,
     train_probe_decoder,
 )
-from toolkit.evaluate.embeddings import EmbeddingSet, extract
+from toolkit.evaluate.embeddings import EmbeddingSet, extract, extract_models
 from toolkit.registry import DECODERS, EVALUATORS
 from toolkit.text.tokenizer import SentencePieceTokenizer, train_sentencepiece
 
@@ -224,6 +224,44 @@ def test_frames_extraction_keeps_valid_frames_only(tone_data):
         "short",
         "tags",
     ]
+
+
+def test_one_pass_for_several_models_equals_one_pass_each(tone_data):
+    """``extract_models`` reads the audio once for all models; each model's set is the one
+    ``extract`` gives for it alone (rows, frames, labels), and the sets share no list."""
+    from lhotse import CutSet
+
+    from toolkit.bin.evaluate import logmel_features, model_features
+    from toolkit.model import build_model, build_tokenizer
+
+    cfg = tiny_model_cfg(tone_data["spm"])
+    tok = build_tokenizer(cfg)
+    torch.manual_seed(0)
+    a = build_model(cfg, tok).eval()
+    torch.manual_seed(1)
+    b = build_model(cfg, tok).eval()
+    cuts = CutSet.from_file(tone_data["test"]).subset(first=6).to_eager()
+    fns = {
+        "a": model_features(a, frames=True),
+        "b": model_features(b),
+        "logmel": logmel_features(a),
+    }
+    together = extract_models(fns, cuts, batch_duration=7.0)
+    for name, fn in fns.items():
+        alone = extract(fn, cuts, batch_duration=7.0)
+        got = together[name]
+        assert got.cut_ids == alone.cut_ids == [c.id for c in cuts]
+        assert torch.equal(got.pooled, alone.pooled)
+        assert (got.audio_emb is None) == (alone.audio_emb is None)
+        if alone.audio_emb is not None:
+            assert torch.equal(got.audio_emb, alone.audio_emb)
+        assert got.labels == alone.labels and got.captions == alone.captions
+        assert set(got.extra) == set(alone.extra)
+        for x, y in zip(got.extra.get("frames", []), alone.extra.get("frames", [])):
+            assert torch.equal(x, y)
+    assert not torch.equal(together["a"].pooled, together["b"].pooled)  # two real models
+    together["a"].captions[0].append("changed")
+    assert "changed" not in together["b"].captions[0]
 
 
 @pytest.mark.slow

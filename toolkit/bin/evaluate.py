@@ -31,7 +31,7 @@ from toolkit.bin.common import run_cli
 from toolkit.config import ConfigError, deep_merge, load_config
 from toolkit.data.leakage import find_leaks
 from toolkit.data.sources import open_cuts, source_paths
-from toolkit.evaluate.embeddings import EmbeddingSet, extract
+from toolkit.evaluate.embeddings import EmbeddingSet, extract_models
 from toolkit.evaluate.folds import average_rounds, fold_splits
 from toolkit.evaluate.pooling import mean_std_pool
 from toolkit.evaluate.report import data_counts, read_scalars_csv, write_report
@@ -255,6 +255,16 @@ def main(argv: list[str] | None = None) -> int:
                 gen = dict(generator.generation)
         return model_features(model, "frames" in needs, tokenizer, gen, ecfg.layer)
 
+    def evaluate_model(name: str, sets: dict[str, EmbeddingSet], text_fn: Any) -> list[dict]:
+        if not ecfg.folds:
+            return [r for ev in evaluators for r in ev(name, sets, text_fn)]
+        folds = list(sets.values())
+        rounds = []
+        for k in range(len(folds)):
+            splits = fold_splits(folds, k)
+            rounds.append([r for ev in evaluators for r in ev(name, splits, text_fn)])
+        return average_rounds(rounds)
+
     models: dict[str, tuple[Any, Any]] = {}
     pretrained = run.model(tokenizer)
     (out_dir / "load_report.txt").write_text(run.report.table() + "\n")  # next to the results
@@ -271,36 +281,34 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[dict] = []
     split_counts = None
-    for name, (feat_fn, text_fn) in models.items():
-        sets: dict[str, EmbeddingSet] = {
-            s: extract(
-                feat_fn("test" if ecfg.folds else s),
+    # All models read each batch of audio once, unless frame-level outputs are kept: those of
+    # every model at once would multiply the memory they take.
+    passes = [list(models)] if "frames" not in needs else [[name] for name in models]
+    for names in passes:
+        per_model: dict[str, dict[str, EmbeddingSet]] = {name: {} for name in names}
+        for s, c in cuts.items():
+            split = "test" if ecfg.folds else s
+            got = extract_models(
+                {name: models[name][0](split) for name in names},
                 c,
                 ecfg.batch_duration,
                 ecfg.max_clip_duration,
                 dcfg.sampling_rate,
                 num_workers=ecfg.num_workers,
-                desc=f"{name}/{s}",
+                desc=f"{'+'.join(names)}/{s}",
             )
-            for s, c in cuts.items()
-        }
-        if split_counts is None and not ecfg.folds:  # clips embedded, from the first model
-            split_counts = data_counts(
-                {s: len(es.cut_ids) for s, es in sets.items()},
-                {s: source_paths(getattr(dcfg, s)) for s in sets},
-                unreadable={s: es.num_skipped for s, es in sets.items()},
-            )
-        if ecfg.folds:
-            folds = list(sets.values())
-            rounds = []
-            for k in range(len(folds)):
-                splits = fold_splits(folds, k)
-                rounds.append([r for ev in evaluators for r in ev(name, splits, text_fn)])
-            rows.extend(average_rounds(rounds))
-        else:
-            for ev in evaluators:
-                rows.extend(ev(name, sets, text_fn))
-        log.info("evaluated %s", name)
+            for name in names:
+                per_model[name][s] = got[name]
+        for name in names:
+            rows.extend(evaluate_model(name, per_model[name], models[name][1]))
+            if split_counts is None and not ecfg.folds:  # clips embedded, from the first model
+                sets = per_model[name]
+                split_counts = data_counts(
+                    {s: len(es.cut_ids) for s, es in sets.items()},
+                    {s: source_paths(getattr(dcfg, s)) for s in sets},
+                    unreadable={s: es.num_skipped for s, es in sets.items()},
+                )
+            log.info("evaluated %s", name)
     for ev in evaluators:
         if hasattr(ev, "finish"):
             rows.extend(ev.finish())

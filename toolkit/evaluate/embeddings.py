@@ -4,7 +4,7 @@
 the manifest's order: pooled clip vectors, optional audio-text embeddings, labels and captions,
 and (when the feature function gives them) per-clip frame-level encoder outputs and generated
 captions in ``extra``. Clips that fail to load are skipped (counted and named in warnings), never
-a crash.
+a crash. ``extract_models`` does the same for several models in one pass over the audio.
 """
 
 from __future__ import annotations
@@ -52,6 +52,59 @@ def _manifest_order(ids: list[str], by_id: dict[str, Any]) -> list[int]:
     return sorted(range(len(ids)), key=lambda k: position[ids[k]])
 
 
+class _Rows:
+    """One model's outputs over the batches of a pass, gathered for :class:`EmbeddingSet`."""
+
+    def __init__(self, desc: str, frames_dtype: torch.dtype) -> None:
+        self.desc, self.frames_dtype = desc, frames_dtype
+        self.pooled: list[Tensor] = []
+        self.joint: list[Tensor] = []
+        self.frames: list[Tensor] = []
+        self.generated: list[str] = []
+        self.overflow = 0
+
+    def add(self, out: dict[str, Any]) -> None:
+        self.pooled.append(out["pooled"].float().cpu())
+        if "audio_emb" in out:
+            self.joint.append(out["audio_emb"].float().cpu())
+        if "frames" in out:
+            hidden, hlens = out["frames"], out["frame_lens"].tolist()
+            for b, n in enumerate(hlens):
+                clip = hidden[b, : int(n)].to("cpu", self.frames_dtype).clone()
+                self.overflow += int(not bool(torch.isfinite(clip).all()))
+                self.frames.append(clip)
+        if "generated" in out:
+            self.generated.extend(out["generated"])
+
+    def finish(self, ids: list[str], order: list[int], common: EmbeddingSet) -> EmbeddingSet:
+        """The set in manifest ``order``; ``common`` holds what every model shares (ids,
+        labels, captions, skipped count, caption styles)."""
+        if self.overflow:
+            log.warning(
+                "%s: %d clips have non-finite frames in %s",
+                self.desc,
+                self.overflow,
+                self.frames_dtype,
+            )
+        extra = {key: list(vals) for key, vals in common.extra.items()}  # own copies per model
+        if self.frames:
+            extra["frames"] = [self.frames[k] for k in order]
+        if self.generated:
+            extra["generated"] = [self.generated[k] for k in order]
+        for key, vals in extra.items():
+            if len(vals) != len(ids):
+                raise RuntimeError(f"{self.desc}: {len(vals)} {key} entries for {len(ids)} clips")
+        return EmbeddingSet(
+            cut_ids=common.cut_ids,
+            pooled=torch.cat(self.pooled)[order],
+            audio_emb=torch.cat(self.joint)[order] if self.joint else None,
+            labels={task: list(vals) for task, vals in common.labels.items()},
+            captions=[list(c) for c in common.captions],
+            num_skipped=common.num_skipped,
+            extra=extra,
+        )
+
+
 @torch.no_grad()
 def extract(
     fn: FeatureFn,
@@ -73,6 +126,34 @@ def extract(
     are kept as a CPU ``(T_i, D)`` tensor of ``frames_dtype`` in ``extra["frames"]`` (padding is
     never stored); a ``generated`` list of ``B`` captions goes to ``extra["generated"]``.
     """
+    return extract_models(
+        {desc: fn},
+        cuts,
+        batch_duration,
+        max_clip_duration,
+        sampling_rate,
+        device,
+        num_workers,
+        desc,
+        frames_dtype,
+    )[desc]
+
+
+@torch.no_grad()
+def extract_models(
+    fns: dict[str, FeatureFn],
+    cuts: CutSet,
+    batch_duration: float = 200.0,
+    max_clip_duration: float | None = 30.0,
+    sampling_rate: int = 16000,
+    device: torch.device | str = "cpu",
+    num_workers: int = 0,
+    desc: str = "extract",
+    frames_dtype: torch.dtype = torch.float16,
+) -> dict[str, EmbeddingSet]:
+    """:func:`extract` for several models (``name -> fn``) in one pass over the audio: each
+    batch is read and decoded once and given to every model. Each set equals the one
+    :func:`extract` gives for that model alone."""
     by_id = {c.id: c for c in cuts}  # the manifest, read once
     by_length = CutSet.from_cuts(sorted(by_id.values(), key=lambda c: c.duration))
     sampler = make_sampler(by_length, batch_duration, shuffle=False, bucketing=False)
@@ -80,10 +161,9 @@ def extract(
     ds = CaptionDataset(
         None, sampling_rate, max_clip_duration, "first", train=False, require_caption=False
     )
-    ids, pooled, joint, skipped = [], [], [], 0
-    frames: list[Tensor] = []
-    generated: list[str] = []
-    overflow = 0
+    rows = {name: _Rows(name if len(fns) > 1 else desc, frames_dtype) for name in fns}
+    ids: list[str] = []
+    skipped = 0
     labels: dict[str, list[Any]] = {}
     for batch in tqdm(
         make_loader(ds, sampler, num_workers), desc=desc, unit="batch", mininterval=10
@@ -91,18 +171,9 @@ def extract(
         skipped += batch["num_skipped"]
         if not batch["cut_ids"]:
             continue
-        out = fn(batch["audio"].to(device), batch["audio_lens"].to(device))
-        pooled.append(out["pooled"].float().cpu())
-        if "audio_emb" in out:
-            joint.append(out["audio_emb"].float().cpu())
-        if "frames" in out:
-            hidden, hlens = out["frames"], out["frame_lens"].tolist()
-            for b, n in enumerate(hlens):
-                clip = hidden[b, : int(n)].to("cpu", frames_dtype).clone()
-                overflow += int(not bool(torch.isfinite(clip).all()))
-                frames.append(clip)
-        if "generated" in out:
-            generated.extend(out["generated"])
+        audio, lens = batch["audio"].to(device), batch["audio_lens"].to(device)
+        for name, fn in fns.items():
+            rows[name].add(fn(audio, lens))
         n0 = len(ids)
         ids.extend(batch["cut_ids"])
         for task in batch["labels"]:
@@ -113,32 +184,20 @@ def extract(
         log.warning("%s: %d clips could not be loaded and were left out", desc, skipped)
     if not ids:
         raise RuntimeError(f"{desc}: no clip could be loaded")
-    if overflow:
-        log.warning("%s: %d clips have non-finite frames in %s", desc, overflow, frames_dtype)
     order = _manifest_order(ids, by_id)
     ids = [ids[k] for k in order]
-    labels = {task: [vals[k] for k in order] for task, vals in labels.items()}
-    frames = [frames[k] for k in order] if frames else []
-    generated = [generated[k] for k in order] if generated else []
-    extra: dict[str, Any] = {
-        # caption style of each caption (parallel to ``captions``; QA "describe" items use it)
-        "caption_styles": [
-            [str(x) for x in (cut_custom(by_id[i]).get("caption_style") or [])] for i in ids
-        ]
-    }
-    if frames:
-        extra["frames"] = frames
-    if generated:
-        extra["generated"] = generated
-    for key, vals in extra.items():
-        if len(vals) != len(ids):
-            raise RuntimeError(f"{desc}: {len(vals)} {key} entries for {len(ids)} clips")
-    return EmbeddingSet(
+    common = EmbeddingSet(
         cut_ids=ids,
-        pooled=torch.cat(pooled)[order],
-        audio_emb=torch.cat(joint)[order] if joint else None,
-        labels=labels,
+        pooled=torch.empty(0),
+        audio_emb=None,
+        labels={task: [vals[k] for k in order] for task, vals in labels.items()},
         captions=[cut_captions(by_id[i]) for i in ids],
         num_skipped=skipped,
-        extra=extra,
+        # caption style of each caption (parallel to ``captions``; QA "describe" items use it)
+        extra={
+            "caption_styles": [
+                [str(x) for x in (cut_custom(by_id[i]).get("caption_style") or [])] for i in ids
+            ]
+        },
     )
+    return {name: r.finish(ids, order, common) for name, r in rows.items()}
