@@ -287,8 +287,6 @@ def to_plain(obj: Any) -> Any:
 def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if typing.get_origin(tp) is not None:  # list[int], int | None, ...: the spelled-out type
-        return str(tp).replace("typing.", "")
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 

@@ -17,6 +17,7 @@ one deterministic, resumable sequence per rank.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from typing import Any
@@ -247,6 +248,10 @@ class StreamLoader:
     # -------------------------------------------------------------- iteration
     def _loader(self) -> torch.utils.data.DataLoader:
         d = self.dataset
+        if d.worker_start == "forkserver":
+            # the server imports these once, so each epoch's workers start without imports
+            # (no effect once the server runs; "__main__" is multiprocessing's own default)
+            multiprocessing.set_forkserver_preload(["__main__", "toolkit.data.dataset", __name__])
         d.epoch = self.epoch
         d.skip = list(self.taken)
         gen = torch.Generator()  # the workers' base seed; never drawn from the global RNG

@@ -76,9 +76,10 @@ class _Rows:
         if "generated" in out:
             self.generated.extend(out["generated"])
 
-    def finish(self, ids: list[str], order: list[int], common: EmbeddingSet) -> EmbeddingSet:
-        """The set in manifest ``order``; ``common`` holds what every model shares (ids,
-        labels, captions, skipped count, caption styles)."""
+    def finish(self, order: list[int], shared: dict[str, Any]) -> EmbeddingSet:
+        """The set in manifest ``order``. ``shared`` holds the fields every model of the pass
+        has in common (``cut_ids``, ``labels``, ``captions``, ``num_skipped``, ``extra``), already
+        in that order; each set gets its own copies of the lists."""
         if self.overflow:
             log.warning(
                 "%s: %d clips have non-finite frames in %s",
@@ -86,7 +87,8 @@ class _Rows:
                 self.overflow,
                 self.frames_dtype,
             )
-        extra = {key: list(vals) for key, vals in common.extra.items()}  # own copies per model
+        ids = list(shared["cut_ids"])
+        extra = {key: list(vals) for key, vals in shared["extra"].items()}
         if self.frames:
             extra["frames"] = [self.frames[k] for k in order]
         if self.generated:
@@ -95,12 +97,12 @@ class _Rows:
             if len(vals) != len(ids):
                 raise RuntimeError(f"{self.desc}: {len(vals)} {key} entries for {len(ids)} clips")
         return EmbeddingSet(
-            cut_ids=common.cut_ids,
+            cut_ids=ids,
             pooled=torch.cat(self.pooled)[order],
             audio_emb=torch.cat(self.joint)[order] if self.joint else None,
-            labels={task: list(vals) for task, vals in common.labels.items()},
-            captions=[list(c) for c in common.captions],
-            num_skipped=common.num_skipped,
+            labels={task: list(vals) for task, vals in shared["labels"].items()},
+            captions=[list(c) for c in shared["captions"]],
+            num_skipped=shared["num_skipped"],
             extra=extra,
         )
 
@@ -161,7 +163,9 @@ def extract_models(
     ds = CaptionDataset(
         None, sampling_rate, max_clip_duration, "first", train=False, require_caption=False
     )
-    rows = {name: _Rows(name if len(fns) > 1 else desc, frames_dtype) for name in fns}
+    rows = {
+        name: _Rows(desc if len(fns) == 1 else f"{desc} [{name}]", frames_dtype) for name in fns
+    }
     ids: list[str] = []
     skipped = 0
     labels: dict[str, list[Any]] = {}
@@ -186,18 +190,16 @@ def extract_models(
         raise RuntimeError(f"{desc}: no clip could be loaded")
     order = _manifest_order(ids, by_id)
     ids = [ids[k] for k in order]
-    common = EmbeddingSet(
-        cut_ids=ids,
-        pooled=torch.empty(0),
-        audio_emb=None,
-        labels={task: [vals[k] for k in order] for task, vals in labels.items()},
-        captions=[cut_captions(by_id[i]) for i in ids],
-        num_skipped=skipped,
+    shared = {
+        "cut_ids": ids,
+        "labels": {task: [vals[k] for k in order] for task, vals in labels.items()},
+        "captions": [cut_captions(by_id[i]) for i in ids],
+        "num_skipped": skipped,
         # caption style of each caption (parallel to ``captions``; QA "describe" items use it)
-        extra={
+        "extra": {
             "caption_styles": [
                 [str(x) for x in (cut_custom(by_id[i]).get("caption_style") or [])] for i in ids
             ]
         },
-    )
-    return {name: r.finish(ids, order, common) for name, r in rows.items()}
+    }
+    return {name: r.finish(order, shared) for name, r in rows.items()}
