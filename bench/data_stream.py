@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -70,10 +69,6 @@ QUICK = dict(
     rss_shard_size=500,
     rss_cuts=0,
 )
-
-
-def mib(kib: int) -> float:
-    return kib / 1024
 
 
 def ids_digest(ids: list[str]) -> str:
@@ -306,21 +301,38 @@ def proc_status_mib(field: str, pid: int | str = "self") -> float:
     return float("nan")
 
 
-def child_pids() -> list[int]:
-    """The live child processes of this process (the dataloader workers)."""
-    pids = []
-    for task in Path("/proc/self/task").iterdir():
+def worker_pids() -> list[int]:
+    """The live descendants of this process: the dataloader workers, which are children of the
+    forkserver this process started (the trainer's default ``data.worker_start``), and the
+    forkserver itself."""
+    pids: list[int] = []
+    parents: list[int | str] = ["self"]
+    while parents:
+        parent = parents.pop()
         try:
-            pids += [int(x) for x in (task / "children").read_text().split()]
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
         except OSError:
-            pass
+            continue
+        for task in tasks:
+            try:
+                kids = [int(x) for x in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            pids += kids
+            parents += kids
     return pids
 
 
 def rss_now() -> tuple[float, float]:
-    """Current RSS of this process and of its largest child (0 without children), MiB."""
-    kids = [proc_status_mib("VmRSS", pid) for pid in child_pids()]
+    """Current RSS of this process and of its largest descendant (0 without any), MiB."""
+    kids = [proc_status_mib("VmRSS", pid) for pid in worker_pids()]
     return proc_status_mib("VmRSS"), max([k for k in kids if k == k], default=0.0)
+
+
+def worker_peak_now() -> float:
+    """The largest ``VmHWM`` (peak RSS) among the live descendants, MiB (0 without any)."""
+    peaks = [proc_status_mib("VmHWM", pid) for pid in worker_pids()]
+    return max([p for p in peaks if p == p], default=0.0)
 
 
 def rss_child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -328,8 +340,9 @@ def rss_child(spec: dict[str, Any]) -> dict[str, Any]:
 
     The main process's peak is its ``VmHWM``, not ``ru_maxrss``: Linux carries the high-water
     mark of the process that ran ``exec`` into ``ru_maxrss`` of the new program, so a child
-    started by a big parent would report at least the parent's size. The workers (forked, no
-    exec) are counted by ``RUSAGE_CHILDREN`` once they are joined."""
+    started by a big parent would report at least the parent's size. The workers are children of
+    a forkserver, which never joins them here, so their peak is their ``VmHWM`` read after every
+    batch while they live."""
     import torch
 
     torch.set_num_threads(1)
@@ -339,19 +352,21 @@ def rss_child(spec: dict[str, Any]) -> dict[str, Any]:
     third = max(1, (spec["limit"] or spec["corpus_cuts"]) // 3)
     at_third = at_two_thirds = None
     cuts = batches = 0
+    worker_peak = 0.0
     batch = None
     t0 = time.perf_counter()
     it = iter(loader)
     for batch in it:
         cuts += len(batch["cut_ids"])
         batches += 1
+        worker_peak = max(worker_peak, worker_peak_now())
         if at_third is None and cuts >= third:
             at_third = rss_now()
         if at_two_thirds is None and cuts >= 2 * third:
             at_two_thirds = rss_now()
         if spec["limit"] and cuts >= spec["limit"]:
             break
-    it.close()  # shuts the workers down and joins them: their ru_maxrss is counted
+    it.close()  # shuts the workers down
     del it, batch
     gc.collect()
     seconds = time.perf_counter() - t0
@@ -363,7 +378,7 @@ def rss_child(spec: dict[str, Any]) -> dict[str, Any]:
         main_thirds_mib=[at_third[0], at_two_thirds[0]] if at_two_thirds else None,
         worker_thirds_mib=[at_third[1], at_two_thirds[1]] if at_two_thirds else None,
         main_peak_mib=proc_status_mib("VmHWM"),
-        worker_peak_mib=mib(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss),
+        worker_peak_mib=worker_peak,
     )
 
 

@@ -107,38 +107,10 @@ class _Rows:
         )
 
 
-@torch.no_grad()
-def extract(
-    fn: FeatureFn,
-    cuts: CutSet,
-    batch_duration: float = 200.0,
-    max_clip_duration: float | None = 30.0,
-    sampling_rate: int = 16000,
-    device: torch.device | str = "cpu",
-    num_workers: int = 0,
-    desc: str = "extract",
-    frames_dtype: torch.dtype = torch.float16,
-) -> EmbeddingSet:
-    """Run ``fn`` over ``cuts`` (no random crops); rows come back in manifest order.
-
-    Batches hold clips of similar duration (the manifest sorted by duration, stable), so little
-    compute goes to padding; clip outputs do not depend on the batching (padding is masked).
-
-    If ``fn`` returns ``frames (B, T, D)`` and ``frame_lens (B,)``, the valid frames of every clip
-    are kept as a CPU ``(T_i, D)`` tensor of ``frames_dtype`` in ``extra["frames"]`` (padding is
-    never stored); a ``generated`` list of ``B`` captions goes to ``extra["generated"]``.
-    """
-    return extract_models(
-        {desc: fn},
-        cuts,
-        batch_duration,
-        max_clip_duration,
-        sampling_rate,
-        device,
-        num_workers,
-        desc,
-        frames_dtype,
-    )[desc]
+def extract(fn: FeatureFn, cuts: CutSet, **options: Any) -> EmbeddingSet:
+    """:func:`extract_models` for one model: ``options`` are its keyword arguments."""
+    desc = options.setdefault("desc", "extract")
+    return extract_models({desc: fn}, cuts, **options)[desc]
 
 
 @torch.no_grad()
@@ -153,9 +125,17 @@ def extract_models(
     desc: str = "extract",
     frames_dtype: torch.dtype = torch.float16,
 ) -> dict[str, EmbeddingSet]:
-    """:func:`extract` for several models (``name -> fn``) in one pass over the audio: each
-    batch is read and decoded once and given to every model. Each set equals the one
-    :func:`extract` gives for that model alone."""
+    """Run each feature function (``name -> fn``) over ``cuts`` (no random crops) in one pass
+    over the audio: each batch is read and decoded once and given to every model. Each set is
+    the one a pass of that model alone gives; rows come back in manifest order.
+
+    Batches hold clips of similar duration (the manifest sorted by duration, stable), so little
+    compute goes to padding; clip outputs do not depend on the batching (padding is masked).
+
+    If ``fn`` returns ``frames (B, T, D)`` and ``frame_lens (B,)``, the valid frames of every clip
+    are kept as a CPU ``(T_i, D)`` tensor of ``frames_dtype`` in ``extra["frames"]`` (padding is
+    never stored); a ``generated`` list of ``B`` captions goes to ``extra["generated"]``.
+    """
     by_id = {c.id: c for c in cuts}  # the manifest, read once
     by_length = CutSet.from_cuts(sorted(by_id.values(), key=lambda c: c.duration))
     sampler = make_sampler(by_length, batch_duration, shuffle=False, bucketing=False)
