@@ -24,8 +24,9 @@ missing ``frontend.stats_file`` is dropped (normalisation by mean 0 / std 1 cost
 missing Hugging Face text tower becomes a randomly initialised model of the same shape (BERT-base
 for the paper config), and a missing tokenizer becomes :class:`HashTokenizer` (same vocabulary
 size and special ids). MFU = model FLOPs per step (``FlopCounterMode`` over one forward +
-backward: matmuls, convolutions, attention) / step time / a bf16 matmul ceiling measured in the
-same process. See bench/README.md.
+backward: matmuls, convolutions, attention) / step time / the matmul ceiling of the row's
+precision measured in the same process (bf16 on CUDA; fp32, and bf16 where native, on a CPU).
+See bench/README.md.
 """
 
 from __future__ import annotations
@@ -421,27 +422,39 @@ def count_flops(trainer: Any, batch: dict[str, Any]) -> int:
     return int(counter.get_total_flops())
 
 
-def matmul_ceiling(device: torch.device, tiny: bool) -> tuple[float, str]:
-    """Measured dense-matmul rate in TFLOP/s (bf16 ``n=8192`` on CUDA; fp32 on a CPU) and a
-    label of what was measured."""
+def matmul_ceiling(device: torch.device, tiny: bool) -> dict[str, tuple[float, str]]:
+    """Measured dense-matmul rates in TFLOP/s, with a label of what was measured, keyed by the
+    precision a row runs in. CUDA: ``bf16`` (``n=8192``), the ceiling of every row. CPU: ``fp32``
+    (``n=256``/``1024``) and, where the CPU has native bf16 (where the trainer's bf16 rows run
+    bf16), ``bf16`` too. The first entry is the run's main ceiling."""
+    from toolkit.train.trainer import native_bf16
+
     if device.type == "cuda":
-        n, dtype, reps = 8192, torch.bfloat16, 20
+        plan = [(8192, torch.bfloat16, 20)]
     else:
-        n, dtype, reps = (256 if tiny else 1024), torch.float32, 5
-    gen = torch.Generator(device=device).manual_seed(0)
-    a = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
-    b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
-    for _ in range(3):
-        a @ b
-    sync(device)
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
+        n = 256 if tiny else 1024
+        plan = [(n, torch.float32, 5)]
+        if native_bf16(device):
+            plan.append((n, torch.bfloat16, 5))
+    out: dict[str, tuple[float, str]] = {}
+    for n, dtype, reps in plan:
+        gen = torch.Generator(device=device).manual_seed(0)
+        a = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
+        b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
+        for _ in range(3):
+            a @ b
         sync(device)
-        times.append(time.perf_counter() - t)
-    tflops = 2 * n**3 / statistics.median(times) / 1e12
-    return tflops, f"{str(dtype).replace('torch.', '')} matmul n={n}"
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            a @ b
+            sync(device)
+            times.append(time.perf_counter() - t)
+        name = (
+            str(dtype).replace("torch.", "").replace("float32", "fp32").replace("bfloat16", "bf16")
+        )
+        out[name] = (2 * n**3 / statistics.median(times) / 1e12, f"{name} matmul n={n}")
+    return out
 
 
 # ----------------------------------------------------------------------------- batches
@@ -602,6 +615,7 @@ def data_batches(
         bucketing=dcfg.bucketing,
         num_buckets=dcfg.num_buckets,
         min_duration=dcfg.min_clip_duration,
+        worker_start=dcfg.worker_start,
     )
     epoch = 0
     while True:
@@ -644,6 +658,7 @@ class Row:
     mean_batch: float | None = None
     skipped_updates: int = 0
     precision: str = ""
+    ceiling_tflops: float | None = None  # the matmul ceiling of ``precision`` behind ``mfu``
     params_m: float | None = None
     encoder_params_m: float | None = None
     speedup_vs_eager_fp32: float | None = None
@@ -676,7 +691,7 @@ def measure(
     mode: str,
     batch_size: int,
     device: torch.device,
-    ceiling_tflops: float,
+    ceilings: dict[str, float],
     flops_cache: dict[int, int],
     work_dir: Path,
 ) -> Row:
@@ -778,7 +793,9 @@ def measure(
         achieved = flops_per_audio_s * sum(secs) / total
         row.notes.append("MFU from FLOPs/audio-second of the first batch")
     row.achieved_tflops = achieved / 1e12
-    row.mfu = achieved / 1e12 / ceiling_tflops if ceiling_tflops > 0 else None
+    # the ceiling of the precision the row ran in (CPU bf16 rows: the bf16 matmul rate)
+    row.ceiling_tflops = ceilings.get(row.precision, next(iter(ceilings.values())))
+    row.mfu = achieved / 1e12 / row.ceiling_tflops if row.ceiling_tflops > 0 else None
     if device.type == "cuda":
         row.peak_mem_gib = torch.cuda.max_memory_allocated(device) / 2**30
     if compiled:
@@ -993,13 +1010,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.num_workers is None:
         args.num_workers = int((cfg.get("data") or {}).get("num_workers", 2))
-    ceiling, ceiling_what = matmul_ceiling(device, args.tiny)
+    measured = matmul_ceiling(device, args.tiny)
+    ceilings = {name: tflops for name, (tflops, _) in measured.items()}
+    ceiling, ceiling_what = next(iter(measured.values()))
     meta: dict[str, Any] = {
         "device": _device_name(device),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "ceiling_tflops": ceiling,
         "ceiling": ceiling_what,
+        "ceilings": ceilings,
         "config": str(config),
         "overrides": list(args.overrides),
         "encoder": cfg.get("encoder"),
@@ -1013,7 +1033,10 @@ def main(argv: list[str] | None = None) -> int:
         "notes": notes,
         "command": " ".join(sys.argv),
     }
-    print(f"# {meta['device']}, torch {torch.__version__}: {ceiling_what} = {ceiling:.1f} TFLOP/s")
+    print(
+        f"# {meta['device']}, torch {torch.__version__}: "
+        + "; ".join(f"{what} = {tflops:.1f} TFLOP/s" for tflops, what in measured.values())
+    )
     for n in notes:
         print(f"# {n}")
     sys.stdout.flush()
@@ -1050,7 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.perf_counter()
                 try:
                     row = measure(
-                        args, cfg, tokenizer, mode, b, device, ceiling, flops_cache, args.work_dir
+                        args, cfg, tokenizer, mode, b, device, ceilings, flops_cache, args.work_dir
                     )
                 except _Stop:
                     stopped = True

@@ -42,9 +42,9 @@ class DataConfig:
     min_clip_duration: float = 0.2  # shorter clips are dropped (counted) before training (s)
     num_workers: int = 2  # dataloader worker processes
     drop_last: bool = False
-    # How each epoch's workers start: forkserver (from a small server process: the trainer's
-    # large heap is not shared copy-on-write with them), fork, or spawn.
-    worker_start: Literal["forkserver", "fork", "spawn"] = "forkserver"
+    # How each epoch's workers start: fork (torch's default), forkserver (from a small server
+    # process, so the trainer's heap is not shared copy-on-write with them), or spawn.
+    worker_start: Literal["fork", "forkserver", "spawn"] = "fork"
 
 
 @dataclass

@@ -60,7 +60,9 @@ def test_tiny_synthetic_all_modes(tmp_path: Path) -> None:
         assert r["step_ms_min"] <= r["step_ms"] <= r["step_ms_max"]
         assert r["fwd_ms"] > 0 and r["bwd_ms"] > 0 and r["opt_ms"] > 0
         assert r["flops_per_step"] > 1e6  # counted on the real model, not a placeholder
-        assert r["mfu"] == pytest.approx(r["achieved_tflops"] / meta["ceiling_tflops"])
+        # MFU is taken against the matmul ceiling of the precision the row ran in
+        assert r["ceiling_tflops"] == meta["ceilings"][r["precision"]] > 0
+        assert r["mfu"] == pytest.approx(r["achieved_tflops"] / r["ceiling_tflops"])
         assert r["achieved_tflops"] == pytest.approx(
             r["flops_per_step"] / (r["step_ms"] / 1000) / 1e12
         )
@@ -121,7 +123,7 @@ def test_oom_is_reported_and_larger_batches_skipped(tmp_path, monkeypatch, capsy
                       audio_s_per_s=10.0 if mode == "eager-fp32" else 25.0)  # fmt: skip
 
     monkeypatch.setattr(pt, "measure", fake_measure)
-    monkeypatch.setattr(pt, "matmul_ceiling", lambda device, tiny: (1.0, "stub"))
+    monkeypatch.setattr(pt, "matmul_ceiling", lambda device, tiny: {"fp32": (1.0, "stub")})
     out = tmp_path / "rows.json"
     handler = signal.getsignal(signal.SIGTERM)
     code = pt.main(

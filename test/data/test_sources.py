@@ -8,6 +8,10 @@ import gzip
 import json
 import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,8 +69,9 @@ class _ParentTagged(CaptionDataset):
 
 
 def test_workers_start_method_keeps_the_order(corpora):
-    """The default ``forkserver`` workers are not children of the training process (so its heap
-    is not shared copy-on-write with them); ``fork`` workers are; both give the same batches."""
+    """``forkserver`` workers are not children of the training process (so its heap is not
+    shared copy-on-write with them); the default ``fork`` workers are; both give the same
+    batches."""
 
     def batches(**how) -> list[dict]:
         loader = train_loader(
@@ -80,10 +85,59 @@ def test_workers_start_method_keeps_the_order(corpora):
         loader.set_epoch(1)
         return list(loader)
 
-    default, forked = batches(), batches(worker_start="fork")
-    assert [b["cut_ids"] for b in default] == [b["cut_ids"] for b in forked]
+    served, forked = batches(worker_start="forkserver"), batches()
+    assert [b["cut_ids"] for b in served] == [b["cut_ids"] for b in forked]
     assert {b["parent_pid"] for b in forked} == {os.getpid()}
-    assert os.getpid() not in {b["parent_pid"] for b in default}
+    assert os.getpid() not in {b["parent_pid"] for b in served}
+
+
+_KILLED_MID_EPOCH = """
+import os, signal, sys
+from pathlib import Path
+from toolkit.data.dataset import CaptionDataset
+from toolkit.data.streaming import train_loader
+
+def descendants():
+    out, todo = [], [os.getpid()]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").iterdir():
+            kids = [int(x) for x in (task / "children").read_text().split()]
+            out += kids
+            todo += kids
+    return out
+
+loader = train_loader(sys.argv[1], CaptionDataset(None, max_clip_duration=None), 4.0,
+                      num_workers=2, seed=3, worker_start="forkserver")
+loader.set_epoch(0)
+batches = iter(loader)  # kept: the workers stay up, mid-epoch
+next(batches)
+print(" ".join(map(str, descendants())), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_forkserver_workers_end_when_the_trainer_is_killed(corpora):
+    """A trainer killed mid-epoch leaves no process behind: its forkserver workers (whose parent
+    is the server, not the trainer) notice and end, and the server ends with them."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_EPOCH, str(corpora["shar_a"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    left = [int(p) for p in proc.stdout.split()]
+    assert len(left) >= 3  # the server and two workers (and multiprocessing's resource tracker)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in left):
+        time.sleep(0.2)
+    alive = [p for p in left if Path(f"/proc/{p}").exists()]
+    for p in alive:  # do not leave them to the next test
+        os.kill(p, signal.SIGKILL)
+    assert not alive, f"still running after the trainer was killed: {alive}"
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,6 +49,45 @@ class _Reiterable:
         return iter(self.make())
 
 
+def _start_time(pid: int) -> str | None:
+    """Start time of process ``pid`` (``/proc/<pid>/stat`` field 22, so a reused pid differs);
+    None when the process is gone or a zombie (killed, not yet reaped by its parent); ``""`` for
+    a live process where there is no ``/proc``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else fields[19]  # a zombie is gone too
+    except OSError:
+        if os.path.isdir("/proc"):
+            return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return ""
+
+
+class _FollowTrainer:
+    """``worker_init_fn`` of workers that are not the trainer's children (``forkserver``,
+    ``spawn``). Torch ends a worker whose parent died, but a forkserver worker's parent is the
+    server, which a worker keeps alive: when the trainer is killed (or exits without closing its
+    loader), both would run on forever. A daemon thread in the worker checks once a second that
+    the trainer still runs and ends the worker when it does not."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.started = _start_time(pid)
+
+    def __call__(self, worker_id: int) -> None:
+        threading.Thread(target=self._watch, name="follow-trainer", daemon=True).start()
+
+    def _watch(self) -> None:
+        while _start_time(self.pid) == self.started:
+            time.sleep(1.0)
+        os._exit(0)
+
+
 class SlotBatches(torch.utils.data.IterableDataset):
     """Batches of one rank's slots (one slot per dataloader worker).
 
@@ -59,12 +102,13 @@ class SlotBatches(torch.utils.data.IterableDataset):
         bucketing: Lhotse ``DynamicBucketingSampler`` (``num_buckets`` duration buckets) or
             ``DynamicCutSampler``; both shuffle with a streaming buffer.
         min_duration: shorter cuts are dropped (logged by id at debug level).
-        worker_start: how each epoch's workers start (``multiprocessing`` start method). The
-            default ``forkserver`` forks them from a small server process. A worker forked from
-            the trainer shares its whole heap copy-on-write, so every page the trainer writes
-            while the worker lives is copied once: on CPU that was 5 % of the demo's training
-            time. Use ``fork`` where a server process is unwanted (it re-imports a ``__main__``
-            script whose training call is not under ``if __name__ == "__main__":``).
+        worker_start: how each epoch's workers start (``multiprocessing`` start method). A
+            ``fork`` worker shares the trainer's whole heap copy-on-write, so every page the
+            trainer writes while the worker lives is copied once. ``forkserver`` forks workers
+            from a small server process instead: 5 % of the demo's CPU training time, where
+            epochs are short and the heap is large. Like ``spawn``, it re-imports a ``__main__``
+            script in each worker, which must keep its training call under ``if __name__ ==
+            "__main__":``.
     """
 
     def __init__(
@@ -81,7 +125,7 @@ class SlotBatches(torch.utils.data.IterableDataset):
         drop_last: bool = False,
         min_duration: float = 0.0,
         shuffle_buffer: int = 10000,
-        worker_start: str = "forkserver",
+        worker_start: str = "fork",
     ) -> None:
         self.sources = list(sources)
         self.build_batch = build_batch
@@ -263,6 +307,7 @@ class StreamLoader:
             num_workers=d.num_workers,
             persistent_workers=False,
             multiprocessing_context=d.worker_start if d.num_workers > 0 else None,
+            worker_init_fn=None if d.worker_start == "fork" else _FollowTrainer(os.getpid()),
             pin_memory=torch.cuda.is_available(),
             prefetch_factor=self.prefetch_factor if d.num_workers > 0 else None,
         )
