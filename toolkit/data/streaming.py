@@ -19,11 +19,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,6 +29,7 @@ from lhotse.cut import Cut
 from lhotse.dataset import DynamicBucketingSampler, DynamicCutSampler
 
 from toolkit.data.sources import SlotCuts, Source, parse_sources
+from toolkit.utils.process import FollowProcess
 
 log = logging.getLogger(__name__)
 
@@ -47,45 +45,6 @@ class _Reiterable:
 
     def __iter__(self) -> Iterator[Cut]:
         return iter(self.make())
-
-
-def _start_time(pid: int) -> str | None:
-    """Start time of process ``pid`` (``/proc/<pid>/stat`` field 22, so a reused pid differs);
-    None when the process is gone or a zombie (killed, not yet reaped by its parent); ``""`` for
-    a live process where there is no ``/proc``."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return None if fields[0] in ("Z", "X") else fields[19]  # a zombie is gone too
-    except OSError:
-        if os.path.isdir("/proc"):
-            return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return ""
-
-
-class _FollowTrainer:
-    """``worker_init_fn`` of workers that are not the trainer's children (``forkserver``,
-    ``spawn``). Torch ends a worker whose parent died, but a forkserver worker's parent is the
-    server, which a worker keeps alive: when the trainer is killed (or exits without closing its
-    loader), both would run on forever. A daemon thread in the worker checks once a second that
-    the trainer still runs and ends the worker when it does not."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.started = _start_time(pid)
-
-    def __call__(self, worker_id: int) -> None:
-        threading.Thread(target=self._watch, name="follow-trainer", daemon=True).start()
-
-    def _watch(self) -> None:
-        while _start_time(self.pid) == self.started:
-            time.sleep(1.0)
-        os._exit(0)
 
 
 class SlotBatches(torch.utils.data.IterableDataset):
@@ -307,7 +266,8 @@ class StreamLoader:
             num_workers=d.num_workers,
             persistent_workers=False,
             multiprocessing_context=d.worker_start if d.num_workers > 0 else None,
-            worker_init_fn=None if d.worker_start == "fork" else _FollowTrainer(os.getpid()),
+            # torch ends a worker whose parent dies; a forkserver worker's parent is the server
+            worker_init_fn=None if d.worker_start == "fork" else FollowProcess(os.getpid()),
             pin_memory=torch.cuda.is_available(),
             prefetch_factor=self.prefetch_factor if d.num_workers > 0 else None,
         )

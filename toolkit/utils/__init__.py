@@ -1,1 +1,1 @@
-"""Small shared helpers (logging, seeding)."""
+"""Small shared helpers: logging, the allocator setting (malloc), process watching (process)."""
