@@ -302,9 +302,9 @@ def proc_status_mib(field: str, pid: int | str = "self") -> float:
 
 
 def worker_pids() -> list[int]:
-    """The live descendants of this process: the dataloader workers, which are children of the
-    forkserver this process started (the trainer's default ``data.worker_start``), and the
-    forkserver itself."""
+    """The live descendants of this process: the dataloader workers (its children with
+    ``data.worker_start: fork``; with ``forkserver``, children of the server it started, which
+    is listed too)."""
     pids: list[int] = []
     parents: list[int | str] = ["self"]
     while parents:
@@ -340,9 +340,9 @@ def rss_child(spec: dict[str, Any]) -> dict[str, Any]:
 
     The main process's peak is its ``VmHWM``, not ``ru_maxrss``: Linux carries the high-water
     mark of the process that ran ``exec`` into ``ru_maxrss`` of the new program, so a child
-    started by a big parent would report at least the parent's size. The workers are children of
-    a forkserver, which never joins them here, so their peak is their ``VmHWM`` read after every
-    batch while they live."""
+    started by a big parent would report at least the parent's size. The workers' peak is their
+    ``VmHWM``, read after every batch while they live: ``RUSAGE_CHILDREN`` would miss workers
+    that are the children of a forkserver (``data.worker_start``)."""
     import torch
 
     torch.set_num_threads(1)

@@ -430,14 +430,14 @@ def matmul_ceiling(device: torch.device, tiny: bool) -> dict[str, tuple[float, s
     from toolkit.train.trainer import native_bf16
 
     if device.type == "cuda":
-        plan = [(8192, torch.bfloat16, 20)]
+        plan = [("bf16", 8192, torch.bfloat16, 20)]
     else:
         n = 256 if tiny else 1024
-        plan = [(n, torch.float32, 5)]
+        plan = [("fp32", n, torch.float32, 5)]
         if native_bf16(device):
-            plan.append((n, torch.bfloat16, 5))
+            plan.append(("bf16", n, torch.bfloat16, 5))
     out: dict[str, tuple[float, str]] = {}
-    for n, dtype, reps in plan:
+    for name, n, dtype, reps in plan:
         gen = torch.Generator(device=device).manual_seed(0)
         a = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
         b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
@@ -450,9 +450,6 @@ def matmul_ceiling(device: torch.device, tiny: bool) -> dict[str, tuple[float, s
             a @ b
             sync(device)
             times.append(time.perf_counter() - t)
-        name = (
-            str(dtype).replace("torch.", "").replace("float32", "fp32").replace("bfloat16", "bf16")
-        )
         out[name] = (2 * n**3 / statistics.median(times) / 1e12, f"{name} matmul n={n}")
     return out
 

@@ -6,7 +6,8 @@ bf16 autocast (``train.precision``: on CUDA by default; on request on CPUs with 
 DDP (gloo/NCCL), atomic checkpoints every N steps with keep-last-K, bit-exact ``resume`` (model,
 optimiser, scheduler, sampler position, every rank's RNG states; under another world size: the
 same global data position, fresh RNG streams for new ranks), non-finite loss skipping with an
-abort after N in a row, TensorBoard + CSV scalars, a progress bar, an optional EMA of the weights (``train.ema_decay``, saved under ``"ema"``).
+abort after N in a row, TensorBoard + CSV scalars, a progress bar, an optional EMA of the weights
+(``train.ema_decay``, saved under ``"ema"``).
 """
 
 from __future__ import annotations
