@@ -182,7 +182,8 @@ EVALUATORS = Registry(
 LANGUAGE_MODELS = Registry("language_model", ["toolkit.evaluate.heads.lm"])
 # Corpus recipes (``prepare_<corpus>(corpus_dir, output_dir, ...)``, registered with
 # ``toolkit.data.prepare.common.register_corpus``); not a config section, so not in ALL_REGISTRIES.
-CORPORA = Registry("corpus", ["toolkit.data.prepare"])
+# The demo generator is a sub-package, which expanding ``toolkit.data.prepare`` passes over.
+CORPORA = Registry("corpus", ["toolkit.data.prepare", "toolkit.data.prepare.demo"])
 
 ALL_REGISTRIES = {
     r.kind: r

@@ -1,7 +1,8 @@
 """Prepare corpora from local copies into Lhotse cut manifests.
 
 One subcommand per registered corpus (``toolkit/data/prepare/<name>.py``), its options built from
-the ``prepare_<name>`` signature::
+the ``prepare_<name>`` signature, plus ``--num-jobs``, ``--force`` and ``--part-size`` (the
+``PrepareRun`` keywords that every corpus takes)::
 
     python -m toolkit.bin.prepare list
     python -m toolkit.bin.prepare audiocaps --corpus-dir /data/audiocaps --output-dir data/manifests --num-jobs 8
@@ -29,7 +30,13 @@ import yaml
 
 from toolkit.bin.common import run_cli
 from toolkit.config import ConfigError
-from toolkit.data.prepare.common import manifest_path
+from toolkit.data.prepare.common import (
+    PrepareRun,
+    manifest_path,
+    option_names,
+    run_defaults,
+    takes_run,
+)
 from toolkit.registry import CORPORA
 from toolkit.utils.logging import setup_logging
 
@@ -50,13 +57,12 @@ def _scalar_type(ann: Any) -> Any:
     return ann
 
 
-def _add_param(
-    p: argparse.ArgumentParser, name: str, param: inspect.Parameter, hints: dict
-) -> None:
-    ann = _scalar_type(hints.get(name, str))
+def _add_param(p: argparse.ArgumentParser, name: str, ann: Any, default: Any) -> None:
+    """``--<name>`` of type ``ann`` (``inspect.Parameter.empty`` default: required)."""
+    ann = _scalar_type(ann)
     flag = "--" + name.replace("_", "-")
-    required = param.default is inspect.Parameter.empty
-    default = None if required else param.default
+    required = default is inspect.Parameter.empty
+    default = None if required else default
     help_ = f"default: {default!r}" if not required else "required"
     origin = typing.get_origin(ann)
     if ann is bool:
@@ -101,7 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=doc, description=inspect.getdoc(fn))
         hints = typing.get_type_hints(fn)
         for pname, param in inspect.signature(fn).parameters.items():
-            _add_param(sp, pname, param, hints)
+            if param.kind is not inspect.Parameter.VAR_KEYWORD:
+                _add_param(sp, pname, hints.get(pname, str), param.default)
+        if takes_run(fn):
+            run_hints = typing.get_type_hints(PrepareRun)
+            for key, default in run_defaults().items():
+                _add_param(sp, key, run_hints[key], default)
     return p
 
 
@@ -111,7 +122,7 @@ def prepare_one(name: str, options: dict[str, Any]) -> dict[str, Any]:
     if name not in corpora:
         raise ConfigError(f"unknown corpus {name!r}; known: {', '.join(sorted(corpora))}")
     fn = corpora[name]
-    params = inspect.signature(fn).parameters
+    params = option_names(fn)
     unknown = sorted(set(options) - set(params))
     if unknown:
         raise ConfigError(
@@ -164,7 +175,7 @@ def prepare_all(
             continue
         opts["corpus_dir"] = path
         opts.setdefault("output_dir", output_dir)
-        if "num_jobs" in inspect.signature(known[name]).parameters:
+        if "num_jobs" in option_names(known[name]):
             opts.setdefault("num_jobs", num_jobs)
         log.info("corpus %s: preparing from %s", name, path)
         try:

@@ -14,12 +14,16 @@ from toolkit.bin.prepare import load_corpus_modules, main, prepare_all
 from toolkit.config import ConfigError
 from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
+    PrepareRun,
     SkipItem,
     find_audio,
     fn_signature,
+    option_names,
     prepare_in_parts,
     read_recording,
+    run_defaults,
     segment_times,
+    takes_run,
 )
 
 
@@ -154,6 +158,44 @@ def test_prepare_all_skips_corpora_without_path(tmp_path, caplog):
         prepare_all(yaml_path, tmp_path / "m")
     yaml_path.write_text("corpora:\n  folder: {corpus_dir: corp, dev_fractoin: 0.1}\n")
     with pytest.raises(ConfigError, match="unknown option\\(s\\) dev_fractoin"):
+        prepare_all(yaml_path, tmp_path / "m")
+
+
+def test_every_corpus_takes_the_run_keywords(capsys):
+    """Every registered corpus prepare takes ``**run`` (the demo generator, with its own
+    ``num_jobs`` and ``force``, aside; it is registered although a sub-package); the CLI offers
+    --num-jobs/--force/--part-size with the defaults of prepare_in_parts."""
+    assert run_defaults() == {"num_jobs": 1, "force": False, "part_size": 2000}
+    corpora = load_corpus_modules()
+    assert len(corpora) >= 20
+    assert [n for n, fn in corpora.items() if not takes_run(fn)] == ["demo"]
+    for name, fn in corpora.items():
+        names = option_names(fn)
+        assert names[:2] == ["corpus_dir", "output_dir"]
+        assert {"num_jobs", "force"} <= set(names), name
+        assert set(PrepareRun.__annotations__) <= set(names) or name == "demo", name
+    with pytest.raises(SystemExit):
+        main(["esc50", "--help"])
+    help_text = capsys.readouterr().out
+    for flag in ("--num-jobs", "--force", "--part-size", "default: 2000"):
+        assert flag in help_text
+
+
+def test_run_keywords_reach_the_parts(tmp_path):
+    """``part_size`` from a corpora YAML reaches prepare_in_parts (3 files, parts of 2 → 2
+    parts); an unknown keyword is refused naming it."""
+    corp = tmp_path / "corp" / "dog"
+    corp.mkdir(parents=True)
+    for i in range(3):
+        _write(corp / f"d{i}.wav", 0.5)
+    yaml_path = tmp_path / "corpora.yaml"
+    opts = "corpus_dir: corp, test_fraction: 0.0, dev_fraction: 0.0"
+    yaml_path.write_text(f"corpora:\n  folder: {{{opts}, part_size: 2}}\n")
+    assert prepare_all(yaml_path, tmp_path / "m") == ["folder"]
+    parts = sorted((tmp_path / "m" / ".parts" / "folder_cuts_train").glob("part-*.done"))
+    assert len(parts) == 2, parts
+    yaml_path.write_text(f"corpora:\n  folder: {{{opts}, part_sise: 2}}\n")
+    with pytest.raises(ConfigError, match="unknown option\\(s\\) part_sise; known: .*part_size"):
         prepare_all(yaml_path, tmp_path / "m")
 
 

@@ -30,7 +30,9 @@ from lhotse.cut import Cut
 from toolkit.data.cuts import clean_captions
 from toolkit.data.prepare.audiosetcaps import resolve, safe_id, youtube_audio_key
 from toolkit.data.prepare.common import (
+    PrepareRun,
     SkipItem,
+    Unpack,
     csv_rows,
     first_audio,
     prepare_splits,
@@ -138,8 +140,7 @@ def prepare_audiocaps(
     audio_dir: str = "",
     splits: tuple[str, ...] = ("train", "dev", "test"),
     min_duration: float = 0.5,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """AudioCaps CSVs + local clips → ``audiocaps_cuts_{train,dev,test}``.
 
@@ -178,6 +179,6 @@ def prepare_audiocaps(
         return [_item(c, split, csvs[split], dirs) for c in read_split_csv(csvs[split])]
 
     return prepare_splits(
-        NAME, output_dir, csvs, items, _clip_cut, item_id=lambda x: x["id"], num_jobs=num_jobs,
-        min_duration=min_duration, force=force,
+        NAME, output_dir, csvs, items, _clip_cut, item_id=lambda x: x["id"],
+        min_duration=min_duration, **run,
     )  # fmt: skip

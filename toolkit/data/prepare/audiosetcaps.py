@@ -34,7 +34,9 @@ from lhotse.cut import Cut
 
 from toolkit.data.cuts import clean_caption, clean_captions
 from toolkit.data.prepare.common import (
+    PrepareRun,
     SkipItem,
+    Unpack,
     csv_rows,
     first_audio,
     prepare_splits,
@@ -248,8 +250,7 @@ def prepare_audiosetcaps(
     heldout_ids: str | None = None,
     short_max_words: int = 20,
     min_duration: float = 0.5,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """AudioSetCaps caption CSVs + local clips → ``audiosetcaps_cuts_train`` (+ ``_dev``).
 
@@ -303,7 +304,6 @@ def prepare_audiosetcaps(
         items,
         fn,
         item_id=lambda x: x["id"],
-        num_jobs=num_jobs,
         min_duration=min_duration,
-        force=force,
+        **run,
     )

@@ -27,7 +27,9 @@ from lhotse.cut import Cut
 
 from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
+    PrepareRun,
     SkipItem,
+    Unpack,
     find_audio,
     prepare_splits,
     register_corpus,
@@ -95,8 +97,7 @@ def prepare_clotho(
     corpus_dir: Path | str,
     output_dir: Path | str,
     min_duration: float = 0.5,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """Clotho v2 (captions CSVs + split audio folders) → ``clotho_cuts_{train,dev,test}``.
 
@@ -112,6 +113,5 @@ def prepare_clotho(
         raise FileNotFoundError(f"no clotho_captions_{{{','.join(SPLITS)}}}.csv under {root}")
     return prepare_splits(
         NAME, output_dir, present, lambda split: _rows(root, present[split]), _item_cut,
-        item_id=lambda x: x["file_name"], num_jobs=num_jobs, min_duration=min_duration,
-        force=force,
+        item_id=lambda x: x["file_name"], min_duration=min_duration, **run,
     )  # fmt: skip

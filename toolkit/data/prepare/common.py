@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from lhotse import CutSet, Recording
 from lhotse.cut import Cut
@@ -51,6 +51,27 @@ AUDIO_EXTENSIONS = (
 SPLITS = ("train", "dev", "test")  # the standard split names, in manifest order
 PrepareFn = Callable[..., dict[str, CutSet]]
 _SUMMARY_VERSION = 1
+
+try:  # Python >= 3.11
+    from typing import Unpack
+except ImportError:  # Python 3.10 (typing_extensions comes with torch)
+    from typing_extensions import Unpack
+
+
+class PrepareRun(TypedDict, total=False):
+    """How a prepare runs, the same for every corpus: the ``**run`` keywords that each
+    ``prepare_<name>(corpus_dir, output_dir, ..., **run)`` passes on to :func:`prepare_in_parts`
+    (defaults there; :func:`run_defaults`).
+
+    Keys:
+        num_jobs: worker processes (1 = in this process).
+        force: redo every part even when a finished one is on disk.
+        part_size: items per resumable part.
+    """
+
+    num_jobs: int
+    force: bool
+    part_size: int
 
 
 def register_corpus(name: str) -> Callable[[PrepareFn], PrepareFn]:
@@ -502,8 +523,7 @@ def prepare_fold_corpus(
     audio_dir: Path,
     output_dir: Path | str,
     fold_subdirs: bool = False,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """A label-only sound corpus with official cross-validation folds (ESC-50, UrbanSound8K):
     the CSV ``meta`` lists ``file_column``, ``fold`` and ``label_column``; audio is
@@ -518,8 +538,7 @@ def prepare_fold_corpus(
         ),
         _fold_clip_cut,
         item_id=lambda x: x["file"],
-        num_jobs=num_jobs,
-        force=force,
+        **run,
     )
 
 
@@ -533,20 +552,20 @@ def fold_corpus(
     fold_subdirs: bool,
     doc: str,
 ) -> PrepareFn:
-    """Register and return ``prepare_<name>(corpus_dir, output_dir, num_jobs=1, force=False)`` of
-    a fold corpus: :func:`prepare_fold_corpus` over ``<corpus_dir>/<meta_file>`` (its absence is
-    a FileNotFoundError naming ``<what> metadata`` and ``docs/corpora/<name>.md``) and the audio
+    """Register and return ``prepare_<name>(corpus_dir, output_dir, **run)`` of a fold corpus:
+    :func:`prepare_fold_corpus` over ``<corpus_dir>/<meta_file>`` (its absence is a
+    FileNotFoundError naming ``<what> metadata`` and ``docs/corpora/<name>.md``) and the audio
     under ``<corpus_dir>/audio``; ``doc`` is its docstring (the CLI help)."""
 
     def prepare(
-        corpus_dir: Path | str, output_dir: Path | str, num_jobs: int = 1, force: bool = False
+        corpus_dir: Path | str, output_dir: Path | str, **run: Unpack[PrepareRun]
     ) -> dict[str, CutSet]:
         root = Path(corpus_dir)
         hint = f" (see docs/corpora/{name}.md)"
         meta = require_file(root / meta_file, f"{what} metadata", hint)
         return prepare_fold_corpus(
             name, meta, num_folds, file_column, label_column, root / "audio", output_dir,
-            fold_subdirs=fold_subdirs, num_jobs=num_jobs, force=force,
+            fold_subdirs=fold_subdirs, **run,
         )  # fmt: skip
 
     prepare.__name__ = prepare.__qualname__ = f"prepare_{name}"
@@ -579,6 +598,27 @@ def prepare_splits(
         for split in splits
     }
     return lazy_manifests(summaries)
+
+
+def run_defaults() -> dict[str, Any]:
+    """``{key: default}`` of every :class:`PrepareRun` key (the defaults of
+    :func:`prepare_in_parts`)."""
+    params = inspect.signature(prepare_in_parts).parameters
+    return {key: params[key].default for key in PrepareRun.__annotations__}
+
+
+def takes_run(fn: PrepareFn) -> bool:
+    """Whether a prepare function takes the :class:`PrepareRun` keywords as ``**run``."""
+    params = inspect.signature(fn).parameters.values()
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def option_names(fn: PrepareFn) -> list[str]:
+    """The keyword names ``fn`` accepts: its named parameters, then the :class:`PrepareRun`
+    keys where it takes ``**run``."""
+    params = inspect.signature(fn).parameters.values()
+    named = [p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    return named + (list(PrepareRun.__annotations__) if takes_run(fn) else [])
 
 
 def lazy_manifests(summaries: dict[str, PrepareSummary]) -> dict[str, CutSet]:

@@ -30,7 +30,9 @@ from lhotse.cut import Cut
 
 from toolkit.data.prepare.common import (
     SPLITS,
+    PrepareRun,
     SkipItem,
+    Unpack,
     check_fractions,
     find_audio,
     prepare_splits,
@@ -160,8 +162,7 @@ def prepare_cremad(
     output_dir: Path | str,
     dev_fraction: float = 0.1,
     test_fraction: float = 0.2,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """CREMA-D → ``cremad_cuts_{train,dev,test}`` (speaker-disjoint split by actor).
 
@@ -186,6 +187,5 @@ def prepare_cremad(
         lambda split: _items(stems, split, splits, gender, audio_dir),
         _clip_cut,
         item_id=lambda x: x["stem"],
-        num_jobs=num_jobs,
-        force=force,
+        **run,
     )

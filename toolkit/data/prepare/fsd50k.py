@@ -23,7 +23,9 @@ from lhotse import CutSet
 from lhotse.cut import Cut
 
 from toolkit.data.prepare.common import (
+    PrepareRun,
     SkipItem,
+    Unpack,
     csv_rows,
     find_audio,
     prepare_splits,
@@ -81,8 +83,7 @@ def prepare_fsd50k(
     dev_audio_dir: str = "FSD50K.dev_audio",
     eval_audio_dir: str = "FSD50K.eval_audio",
     min_duration: float = 0.0,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """FSD50K → ``fsd50k_cuts_{train,dev,test}`` (multi-label ``sound_events``, no captions).
 
@@ -108,7 +109,6 @@ def prepare_fsd50k(
         lambda split: _rows(sources[split][0], split, sources[split][1]),
         _clip_cut,
         item_id=lambda x: x["fname"],
-        num_jobs=num_jobs,
         min_duration=min_duration,
-        force=force,
+        **run,
     )

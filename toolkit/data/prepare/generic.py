@@ -45,7 +45,9 @@ from toolkit.data.cuts import DOMAINS, caption_cut, is_label_key
 from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
     SPLITS,
+    PrepareRun,
     SkipItem,
+    Unpack,
     hash01,
     hash_split,
     prepare_splits,
@@ -151,12 +153,11 @@ def _write_splits(
     items_by_split: dict[str, Iterator[dict[str, Any]]] | dict[str, list[dict[str, Any]]],
     name: str,
     output_dir: Path | str,
-    num_jobs: int,
     min_duration: float,
     max_duration: float,
     segment_duration: float,
-    force: bool,
-    check_audio: bool = False,
+    check_audio: bool,
+    run: PrepareRun,
 ) -> dict[str, CutSet]:
     fn = functools.partial(
         _item_cuts,
@@ -172,9 +173,8 @@ def _write_splits(
         lambda split: items_by_split[split],
         fn,
         item_id=lambda x: str(x["path"]),
-        num_jobs=num_jobs,
         min_duration=min_duration,
-        force=force,
+        **run,
     )
 
 
@@ -347,9 +347,8 @@ def prepare_folder(
     min_duration: float = 0.1,
     max_duration: float = 30.0,
     segment_duration: float = 10.0,
-    num_jobs: int = 1,
-    force: bool = False,
     check_audio: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """Labelled folder tree (``<label>/**/<audio>``) → ``<name>_cuts_{train,dev,test}``.
 
@@ -429,8 +428,8 @@ def prepare_folder(
             }
         )
     return _write_splits(
-        {s: v for s, v in by_split.items() if v}, name, output_dir, num_jobs, min_duration,
-        max_duration, segment_duration, force, check_audio,
+        {s: v for s, v in by_split.items() if v}, name, output_dir, min_duration, max_duration,
+        segment_duration, check_audio, run,
     )  # fmt: skip
 
 
@@ -570,9 +569,8 @@ def prepare_listing(
     min_duration: float = 0.1,
     max_duration: float = 30.0,
     segment_duration: float = 10.0,
-    num_jobs: int = 1,
-    force: bool = False,
     check_audio: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """CSV/TSV/JSONL listing (``path, caption(s), label(s), start, end, split``) → manifests.
 
@@ -614,8 +612,7 @@ def prepare_listing(
     splits = [s for s in SPLITS if s in present]
     return _write_splits(
         {s: _listing_items(**opts, plan=plan, only_split=s, splits=splits) for s in splits},
-        name, output_dir, num_jobs, min_duration, max_duration, segment_duration, force,
-        check_audio,
+        name, output_dir, min_duration, max_duration, segment_duration, check_audio, run,
     )  # fmt: skip
 
 

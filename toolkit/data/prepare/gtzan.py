@@ -34,6 +34,8 @@ from lhotse.cut import Cut
 from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
     SPLITS,
+    PrepareRun,
+    Unpack,
     check_fractions,
     find_audio,
     prepare_splits,
@@ -131,8 +133,7 @@ def prepare_gtzan(
     test_list: str = "",
     dev_fraction: float = 0.1,
     test_fraction: float = 0.1,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """GTZAN → ``gtzan_cuts_{train,dev,test}`` (label ``music_genre``, no captions).
 
@@ -171,6 +172,5 @@ def prepare_gtzan(
         lambda split: items[split],
         _clip_cut,
         item_id=lambda x: f"{x['genre']}/{x['stem']}",
-        num_jobs=num_jobs,
-        force=force,
+        **run,
     )

@@ -40,7 +40,9 @@ from lhotse.cut import Cut
 
 from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
+    PrepareRun,
     SkipItem,
+    Unpack,
     find_audio,
     hash_split,
     prepare_splits,
@@ -222,8 +224,7 @@ def prepare_jamendomaxcaps(
     dev_fraction: float = 0.0,
     test_fraction: float = 0.0,
     min_duration: float = 1.0,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """JamendoMaxCaps (segment captions + Jamendo metadata + MP3s) → ``jamendomaxcaps_cuts_train``.
 
@@ -261,7 +262,6 @@ def prepare_jamendomaxcaps(
         lambda split: _items(captions, meta, audio, split, dev_fraction, test_fraction),
         fn,
         item_id=lambda x: x["track"],
-        num_jobs=num_jobs,
         min_duration=min_duration,
-        force=force,
+        **run,
     )

@@ -31,7 +31,9 @@ from lhotse.cut import Cut
 
 from toolkit.data.prepare.common import (
     SPLITS,
+    PrepareRun,
     SkipItem,
+    Unpack,
     prepare_splits,
     register_corpus,
     require_file,
@@ -125,8 +127,7 @@ def prepare_magnatagatune(
     audio_ext: str = "",
     top_k_tags: int = 50,
     drop_untagged: bool = False,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """MagnaTagATune → ``magnatagatune_cuts_{train,dev,test}`` (multi-label ``music_tags``).
 
@@ -151,6 +152,5 @@ def prepare_magnatagatune(
         lambda split: _rows(ann, split, keep, audio, audio_ext, drop_untagged),
         _clip_cut,
         item_id=lambda x: x["mp3_path"],
-        num_jobs=num_jobs,
-        force=force,
+        **run,
     )

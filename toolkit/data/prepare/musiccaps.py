@@ -32,7 +32,9 @@ from lhotse.cut import Cut
 
 from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
+    PrepareRun,
     SkipItem,
+    Unpack,
     find_audio,
     first_audio,
     prepare_splits,
@@ -170,8 +172,7 @@ def prepare_musiccaps(
     audio_dir: str = "audio",
     clip_tolerance: float = 0.5,
     min_duration: float = 1.0,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """MusicCaps (musiccaps-public.csv + YouTube audio) → ``musiccaps_cuts_{train,test}``.
 
@@ -194,7 +195,6 @@ def prepare_musiccaps(
         lambda split: _rows(csv_path, audio, split),
         fn,
         item_id=lambda x: x["id"],
-        num_jobs=num_jobs,
         min_duration=min_duration,
-        force=force,
+        **run,
     )

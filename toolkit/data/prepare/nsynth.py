@@ -34,7 +34,9 @@ from lhotse import CutSet
 from lhotse.cut import Cut
 
 from toolkit.data.prepare.common import (
+    PrepareRun,
     SkipItem,
+    Unpack,
     find_audio,
     prepare_splits,
     readable_label,
@@ -161,8 +163,7 @@ def _notes(split_dir: Path, split: str) -> Iterator[dict[str, Any]]:
 def prepare_nsynth(
     corpus_dir: Path | str,
     output_dir: Path | str,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """NSynth → ``nsynth_cuts_{train,dev,test}`` (instrument family/source/pitch/qualities)."""
     root = Path(corpus_dir)
@@ -182,6 +183,5 @@ def prepare_nsynth(
         lambda split: _notes(present[split], split),
         _note_cut,
         item_id=lambda x: x["note_str"],
-        num_jobs=num_jobs,
-        force=force,
+        **run,
     )

@@ -34,7 +34,9 @@ from lhotse import CutSet
 from lhotse.cut import Cut
 
 from toolkit.data.prepare.common import (
+    PrepareRun,
     SkipItem,
+    Unpack,
     find_audio,
     prepare_splits,
     register_corpus,
@@ -249,8 +251,7 @@ def prepare_paraspeechcaps(
     include_scaled: bool = True,
     fallback_extensions: bool = True,
     min_duration: float = 0.5,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """ParaSpeechCaps (annotation tables + source audio) → ``paraspeechcaps_cuts_{train,dev,test}``.
 
@@ -298,7 +299,6 @@ def prepare_paraspeechcaps(
         lambda split: _train_items(groups[split], roots),
         fn,
         item_id=lambda x: x["rel"] or x["id"],
-        num_jobs=num_jobs,
         min_duration=min_duration,
-        force=force,
+        **run,
     )

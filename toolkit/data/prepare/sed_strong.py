@@ -32,7 +32,9 @@ from lhotse.cut import Cut
 
 from toolkit.data.cuts import DOMAINS, caption_cut, cut_custom
 from toolkit.data.prepare.common import (
+    PrepareRun,
     SkipItem,
+    Unpack,
     lazy_manifests,
     manifest_path,
     prepare_in_parts,
@@ -162,8 +164,7 @@ def prepare_sed_strong(
     name: str = "sed_strong",
     domain: str = "sound",
     readable_labels: bool = True,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """Strong-label SED TSV (DESED format) → ``<name>_cuts_<split>`` + events sidecar.
 
@@ -202,9 +203,8 @@ def prepare_sed_strong(
         functools.partial(_file_cut, name=name, domain=domain),
         manifest_path(output_dir, name, split_name),
         item_id=lambda x: x["filename"],
-        num_jobs=num_jobs,
         desc=f"{name} {split_name}",
-        force=force,
+        **run,
     )
     cuts = lazy_manifests({split_name: summary})
     sidecar = events_path(output_dir, name, split_name)

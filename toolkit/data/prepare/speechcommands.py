@@ -33,7 +33,9 @@ from lhotse.cut import Cut
 from toolkit.data.cuts import caption_cut
 from toolkit.data.prepare.common import (
     SPLITS,
+    PrepareRun,
     SkipItem,
+    Unpack,
     prepare_splits,
     read_recording,
     register_corpus,
@@ -168,8 +170,7 @@ def prepare_speechcommands(
     classes: str = "all",
     silence_dev_fraction: float = 0.1,
     silence_test_fraction: float = 0.1,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """Speech Commands v0.02 → ``speechcommands[_v2_12]_cuts_{train,dev,test}``.
 
@@ -205,6 +206,5 @@ def prepare_speechcommands(
         lambda split: _items(root, split, classes, silence_key),
         fn,
         item_id=lambda x: x["key"],
-        num_jobs=num_jobs,
-        force=force,
+        **run,
     )

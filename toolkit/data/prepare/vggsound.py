@@ -34,7 +34,9 @@ from lhotse.cut import Cut
 
 from toolkit.data.prepare.common import (
     SPLITS,
+    PrepareRun,
     SkipItem,
+    Unpack,
     first_audio,
     hash01,
     prepare_splits,
@@ -120,8 +122,7 @@ def prepare_vggsound(
     audio_dir: str = "audio",
     dev_fraction: float = 0.05,
     min_duration: float = 1.0,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """VGGSound → ``vggsound_cuts_{train,dev,test}`` (label ``sound_event``, ``audio_key``).
 
@@ -145,7 +146,6 @@ def prepare_vggsound(
         lambda split: _rows(csv_path, split, audio, dev_fraction),
         _clip_cut,
         item_id=lambda x: f"{x['ytid']}_{x['raw_start']}",
-        num_jobs=num_jobs,
         min_duration=min_duration,
-        force=force,
+        **run,
     )

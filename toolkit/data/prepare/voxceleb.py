@@ -37,7 +37,9 @@ from lhotse.cut import Cut
 from toolkit.data.prepare.common import (
     AUDIO_EXTENSIONS,
     SPLITS,
+    PrepareRun,
     SkipItem,
+    Unpack,
     check_fractions,
     hash_split,
     prepare_splits,
@@ -191,8 +193,7 @@ def prepare_voxceleb(
     meta_file: str = "",
     dev_fraction: float = 0.0,
     test_fraction: float = 0.0,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """VoxCeleb1 (official iden split) or VoxCeleb2 → ``voxceleb<version>_cuts_<split>``.
 
@@ -239,6 +240,5 @@ def prepare_voxceleb(
         lambda split: items[split],
         fn,
         item_id=lambda x: x["orig_id"],
-        num_jobs=num_jobs,
-        force=force,
+        **run,
     )

@@ -42,7 +42,9 @@ from toolkit.data.prepare.audiosetcaps import (
     youtube_audio_key,
 )
 from toolkit.data.prepare.common import (
+    PrepareRun,
     SkipItem,
+    Unpack,
     find_audio,
     prepare_splits,
     register_corpus,
@@ -234,8 +236,7 @@ def prepare_wavcaps(
     audioset_segments: tuple[str, ...] = (),
     blacklist: str | None = None,
     min_duration: float = 0.5,
-    num_jobs: int = 1,
-    force: bool = False,
+    **run: Unpack[PrepareRun],
 ) -> dict[str, CutSet]:
     """WavCaps JSON metadata + flac clips → ``wavcaps_cuts_train``.
 
@@ -280,5 +281,5 @@ def prepare_wavcaps(
 
     return prepare_splits(
         NAME, output_dir, ["train"], lambda _: items(), _clip_cut, item_id=lambda x: x["id"],
-        num_jobs=num_jobs, min_duration=min_duration, force=force,
+        min_duration=min_duration, **run,
     )  # fmt: skip
