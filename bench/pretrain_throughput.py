@@ -351,8 +351,8 @@ def build_bench(
     """Model, optimiser and scheduler built as ``toolkit/bin/train.py`` builds them, wrapped in a
     :class:`toolkit.train.trainer.Trainer` whose precision follows ``mode``."""
     from toolkit.model import build_model
-    from toolkit.registry import OPTIMIZERS, SCHEDULERS
     from toolkit.schema import train_config
+    from toolkit.train.optim import build_optimization
     from toolkit.train.trainer import Trainer
 
     torch.manual_seed(seed)
@@ -366,13 +366,7 @@ def build_bench(
         log_cut_ids=False,
         max_bad_steps=2**31,  # non-finite steps are counted (skipped_updates), never fatal
     )
-    optimizer = OPTIMIZERS.build(cfg.get("optim") or {"name": "adamw"}, key="optim", model=model)
-    scheduler = SCHEDULERS.build(
-        cfg.get("scheduler") or {"name": "constant"},
-        key="scheduler",
-        optimizer=optimizer,
-        total_steps=tcfg.max_steps,
-    )
+    optimizer, scheduler = build_optimization(cfg, model, tcfg.max_steps)
     enc = model.encoder
     if encoder_batch_count != 0 and hasattr(enc, "batch_count"):
         steady = int(5 * getattr(enc, "warmup_batches", 0)) + 1  # every schedule value final

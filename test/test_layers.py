@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from toolkit.layers import MultiHeadSelfAttention, attention_kernels
+from toolkit.layers import FrozenPretrained, MultiHeadSelfAttention, attention_kernels
 
 
 def test_cpu_bf16_attention_uses_the_matmul_kernel_and_fp32_keeps_torchs_choice():
@@ -34,3 +34,22 @@ def test_bf16_autocast_attention_matches_fp32_and_ignores_masked_keys():
     assert low.dtype == torch.bfloat16
     torch.testing.assert_close(low.float(), ref, atol=3e-2, rtol=3e-2)
     torch.testing.assert_close(low2[1, :4], low[1, :4])
+
+
+class _Wrapper(FrozenPretrained):
+    def __init__(self, freeze: bool) -> None:
+        super().__init__()
+        self.model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+        self.head = torch.nn.Linear(2, 1)
+        self.set_frozen(freeze)
+
+
+def test_a_frozen_pretrained_model_stays_in_eval_mode_without_gradients():
+    frozen, free = _Wrapper(True), _Wrapper(False)
+    for w in (frozen, free):
+        w.train()
+    assert frozen.training and frozen.head.training and not frozen.model.training
+    assert not any(p.requires_grad for p in frozen.model.parameters())
+    assert all(p.requires_grad for p in frozen.head.parameters())
+    assert free.model.training and all(p.requires_grad for p in free.model.parameters())
+    assert frozen.train(False) is frozen and not frozen.training

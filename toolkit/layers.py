@@ -28,6 +28,29 @@ def masked_mean(x: Tensor, lens: Tensor) -> Tensor:
     return x.sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp_min(1).to(x.dtype)
 
 
+class FrozenPretrained(nn.Module):
+    """Base of a wrapper around a pretrained ``self.model`` (a Hugging Face text tower or LM)
+    that may be frozen: :meth:`set_frozen` turns its gradients off, and a frozen model stays in
+    eval mode (no dropout) whatever :meth:`train` is called with."""
+
+    model: nn.Module
+    freeze: bool = False
+
+    def set_frozen(self, freeze: bool) -> None:
+        """Freeze (no gradients, eval mode) or leave ``self.model`` trainable."""
+        self.freeze = freeze
+        if freeze:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+    def train(self, mode: bool = True) -> FrozenPretrained:
+        """Like :meth:`nn.Module.train`, but a frozen ``self.model`` stays in eval mode."""
+        super().train(mode)
+        if self.freeze:
+            self.model.eval()
+        return self
+
+
 class AttentionPool(nn.Module):
     """Multi-head attention pooling ``(B, T, D), (B,) → (B, D)``: head ``h`` scores every valid
     frame with a learned query (``q_h·x_t / sqrt(D)``, softmax over the valid frames) and

@@ -18,8 +18,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
+
+from corpus_fixtures.signals import tone
 
 PREPARE_OPTIONS: dict = {}
 
@@ -60,13 +61,6 @@ AUDIO = [
     ("audio/7fmOlUlwoNg_20.wav", 16000, 1, 2.0),
     ("audio/test/6BJ455B1aAs_0.wav", 16000, 1, 0.2),
 ]
-
-
-def tone(seconds: float, sr: int, channels: int, freq: float = 440.0) -> np.ndarray:
-    """A quiet sine ``(S, C)`` float32."""
-    t = np.arange(int(round(seconds * sr))) / sr
-    x = 0.2 * np.sin(2 * np.pi * freq * t).astype(np.float32)
-    return np.repeat(x[:, None], channels, axis=1)
 
 
 def write_fixture(root: Path) -> Path:

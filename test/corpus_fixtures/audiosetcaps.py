@@ -19,8 +19,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
+
+from corpus_fixtures.signals import tone
 
 PREPARE_OPTIONS: dict = {
     "audioset_segments": ("balanced_train_segments.csv", "audioset_train_strong.tsv"),
@@ -63,13 +64,6 @@ AUDIO = [
     ("youtube8m", "-TL8Mp3xcUM_0_10.ogg", 16000, 1, 1.0),
     ("youtube8m", "_7Xe9vD3Hpg_4_10.wav", 16000, 1, 0.2),
 ]
-
-
-def tone(seconds: float, sr: int, channels: int, freq: float = 440.0) -> np.ndarray:
-    """A quiet sine ``(S, C)`` float32."""
-    t = np.arange(int(round(seconds * sr))) / sr
-    x = 0.2 * np.sin(2 * np.pi * freq * t).astype(np.float32)
-    return np.repeat(x[:, None], channels, axis=1)
 
 
 def write_fixture(root: Path) -> Path:

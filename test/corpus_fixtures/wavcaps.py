@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
+
+from corpus_fixtures.signals import tone
 
 ZIP_DIR = "mnt/fast/nobackup/scratch4weeks/xm00178/WavCaps/data/waveforms"
 PREPARE_OPTIONS: dict = {
@@ -72,13 +73,6 @@ AUDIO = [
     ("audio/SoundBible", "2219.flac", 44100, 1, 1.5),
     ("audio/SoundBible", "2218.flac", 44100, 1, 0.2),
 ]
-
-
-def tone(seconds: float, sr: int, channels: int, freq: float = 440.0) -> np.ndarray:
-    """A quiet sine ``(S, C)`` float32."""
-    t = np.arange(int(round(seconds * sr))) / sr
-    x = 0.2 * np.sin(2 * np.pi * freq * t).astype(np.float32)
-    return np.repeat(x[:, None], channels, axis=1)
 
 
 def write_fixture(root: Path) -> Path:

@@ -25,10 +25,11 @@ from toolkit.data.dataset import CaptionDataset
 from toolkit.data.streaming import train_loader
 from toolkit.layers import resolve_device
 from toolkit.model import build_model, build_tokenizer
-from toolkit.registry import OPTIMIZERS, SCHEDULERS, import_plugins
+from toolkit.registry import import_plugins
 from toolkit.runs import continue_from, keep_files_with_run, load_into, open_run
 from toolkit.schema import check_top_level, data_config, train_config
 from toolkit.train.checkpoint import list_checkpoints, save_atomic
+from toolkit.train.optim import build_optimization
 from toolkit.train.trainer import Trainer
 from toolkit.utils.logging import setup_logging
 
@@ -90,13 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_enc = sum(p.numel() for p in model.encoder.parameters())
     log.info("model: %.2fM trainable parameters (encoder %.2fM)", n_params / 1e6, n_enc / 1e6)
-    optimizer = OPTIMIZERS.build(cfg.get("optim") or {"name": "adamw"}, key="optim", model=model)
-    scheduler = SCHEDULERS.build(
-        cfg.get("scheduler") or {"name": "constant"},
-        key="scheduler",
-        optimizer=optimizer,
-        total_steps=tcfg.max_steps,
-    )
+    optimizer, scheduler = build_optimization(cfg, model, tcfg.max_steps)
     if tcfg.compile:  # in place: parameter names and checkpoints stay those of the eager model
         model.encoder.compile(backend=tcfg.compile_backend)
         model.objective.compile(backend=tcfg.compile_backend)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from toolkit.config import ConfigError
-from toolkit.layers import lengths_to_mask
+from toolkit.layers import FrozenPretrained, lengths_to_mask
 from toolkit.registry import TEXT_ENCODERS, TOKENIZERS
 from toolkit.text.tokenizer import pad_ids
 
@@ -115,7 +115,7 @@ class HFTokenizer:
 
 
 @TEXT_ENCODERS.register("hf")
-class HFTextEncoder(nn.Module):
+class HFTextEncoder(FrozenPretrained):
     """``forward(tokens (B, L), lens (B,)) -> (B, hidden_size)``: a pretrained Hugging Face
     encoder (``AutoModel``) over the ids of the ``hf`` tokenizer of the same folder.
 
@@ -182,19 +182,9 @@ class HFTextEncoder(nn.Module):
                 f"{key}: the tokenizer has {vocab_size} ids but {what} embeds {rows}; {fix}"
             )
         self.pooling = pooling
-        self.freeze = freeze
         self.max_len = min(max_len, max_positions(self.model.config))
         self.output_dim = int(self.model.config.hidden_size)
-        if freeze:
-            self.model.requires_grad_(False)
-            self.model.eval()
-
-    def train(self, mode: bool = True) -> HFTextEncoder:
-        """Like :meth:`nn.Module.train`, but a frozen tower stays in eval mode."""
-        super().train(mode)
-        if self.freeze:
-            self.model.eval()
-        return self
+        self.set_frozen(freeze)
 
     def forward(self, tokens: Tensor, lens: Tensor) -> Tensor:
         """tokens ``(B, L)`` long (the hf tokenizer's ids), lens ``(B,)`` → pooled ``(B, D)``."""

@@ -1,11 +1,29 @@
-"""Optimiser plugins: ``build(cfg, params=model)`` → ``torch.optim.Optimizer``."""
+"""Optimiser plugins: ``build(cfg, params=model)`` → ``torch.optim.Optimizer``; a run's
+optimiser and scheduler from its config (:func:`build_optimization`)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 
-from toolkit.registry import OPTIMIZERS
+from toolkit.registry import OPTIMIZERS, SCHEDULERS
+
+
+def build_optimization(
+    cfg: dict[str, Any], model: nn.Module, total_steps: int
+) -> tuple[torch.optim.Optimizer, Any]:
+    """The run's ``optim`` (default ``adamw``) over ``model`` and its ``scheduler`` (default
+    ``constant``) over ``total_steps`` optimiser steps, as the trainer CLI builds them."""
+    optimizer = OPTIMIZERS.build(cfg.get("optim") or {"name": "adamw"}, key="optim", model=model)
+    scheduler = SCHEDULERS.build(
+        cfg.get("scheduler") or {"name": "constant"},
+        key="scheduler",
+        optimizer=optimizer,
+        total_steps=total_steps,
+    )
+    return optimizer, scheduler
 
 
 def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from toolkit.config import ConfigError
 from toolkit.evaluate.heads.lm.base import CausalLM, positions_from_mask
+from toolkit.layers import FrozenPretrained
 from toolkit.registry import LANGUAGE_MODELS
 from toolkit.text.hf import check_model_dir, require_transformers
 
@@ -39,7 +40,7 @@ class HFLMTokenizer:
 
 
 @LANGUAGE_MODELS.register("hf")
-class HFCausalLM(CausalLM):
+class HFCausalLM(FrozenPretrained, CausalLM):
     """``AutoModelForCausalLM`` + ``AutoTokenizer`` of the local folder ``path``.
 
     ``freeze`` (default): no gradients and eval mode (dropout off). ``dtype``: the weights'
@@ -88,17 +89,7 @@ class HFCausalLM(CausalLM):
         # newer transformers name the key/value cache argument ``cache`` (``past_key_values``
         # before)
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
-        self.freeze = freeze
-        if freeze:
-            self.model.requires_grad_(False)
-            self.model.eval()
-
-    def train(self, mode: bool = True) -> HFCausalLM:
-        """Like :meth:`nn.Module.train`, but a frozen LM stays in eval mode."""
-        super().train(mode)
-        if self.freeze:
-            self.model.eval()
-        return self
+        self.set_frozen(freeze)
 
     def embed(self, ids: Tensor) -> Tensor:
         """ids ``(B, L)`` → the model's input embeddings ``(B, L, H)``."""
