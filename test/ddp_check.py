@@ -16,6 +16,19 @@ from torch import nn
 WORLD = 2
 
 
+def grads_by_name(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``{parameter name: a copy of its gradient}`` of the parameters that have one."""
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def single_process_step(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+    """``model(batch)["loss"].backward()`` in this process: the loss and :func:`grads_by_name`,
+    the reference that :func:`spawn_and_compare` holds the ranks to."""
+    out = model(batch)
+    out["loss"].backward()
+    return out["loss"], grads_by_name(model)
+
+
 def ddp_step_and_save(
     rank: int, init_file: str, out_dir: str, model: nn.Module, part: dict
 ) -> None:
@@ -28,7 +41,7 @@ def ddp_step_and_save(
     out["loss"].backward()
     loss = out["loss"].detach().clone()
     dist.all_reduce(loss)
-    grads = {n: p.grad.clone() for n, p in ddp.module.named_parameters() if p.grad is not None}
+    grads = grads_by_name(ddp.module)
     torch.save({"loss": loss / WORLD, "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
     # DDP goes first (see toolkit/bin/train.py: freeing its reducer after the group can hang)
     del ddp, out

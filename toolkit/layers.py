@@ -120,24 +120,32 @@ def sinusoidal_positions(length: int, dim: int, device: torch.device | None = No
     return table
 
 
-class MultiHeadSelfAttention(nn.Module):
-    """Self-attention over ``(B, T, D)`` via ``scaled_dot_product_attention`` (flash on GPU)."""
+class HeadedAttention(nn.Module):
+    """Base of the multi-head attention layers: ``dim`` split into ``num_heads`` heads, and
+    :meth:`attend`, one ``scaled_dot_product_attention`` (flash on GPU; kernels of
+    :func:`attention_kernels`) followed by the subclass's output projection ``self.out``.
+    Subclasses create their projections themselves (their order fixes the initial weights)."""
+
+    out: nn.Linear
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
         self.dropout = dropout
 
-    def forward(self, x: Tensor, key_mask: Tensor | None = None, causal: bool = False) -> Tensor:
-        """x ``(B, T, D)``; key_mask ``(B, T)`` True on valid keys."""
+    def split_heads(self, x: Tensor) -> Tensor:
+        """``(B, T, D)`` → ``(B, H, T, D / H)``."""
         b, t, d = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.num_heads, d // self.num_heads).unbind(2)
-        q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # (B, H, T, Dh)
-        mask = None if key_mask is None else key_mask[:, None, None, :]
+        return x.view(b, t, self.num_heads, d // self.num_heads).transpose(1, 2)
+
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False
+    ) -> Tensor:
+        """Queries ``(B, H, L, Dh)`` over keys/values ``(B, H, S, Dh)``; ``mask`` broadcastable
+        to ``(B, H, L, S)``, True where attention is allowed (``causal`` applies without one)
+        → ``self.out`` of the merged heads ``(B, L, D)``."""
         with attention_kernels(q):
             y = F.scaled_dot_product_attention(
                 q,
@@ -147,7 +155,25 @@ class MultiHeadSelfAttention(nn.Module):
                 dropout_p=self.dropout if self.training else 0.0,
                 is_causal=causal and mask is None,
             )
-        return self.out(y.transpose(1, 2).reshape(b, t, d))
+        b, h, n, dh = y.shape
+        return self.out(y.transpose(1, 2).reshape(b, n, h * dh))
+
+
+class MultiHeadSelfAttention(HeadedAttention):
+    """Self-attention over ``(B, T, D)`` with one fused query/key/value projection."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
+        super().__init__(dim, num_heads, dropout)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, key_mask: Tensor | None = None, causal: bool = False) -> Tensor:
+        """x ``(B, T, D)``; key_mask ``(B, T)`` True on valid keys."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.num_heads, d // self.num_heads).unbind(2)
+        q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # (B, H, T, Dh)
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        return self.attend(q, k, v, mask, causal)
 
 
 def attention_kernels(q: Tensor) -> AbstractContextManager:

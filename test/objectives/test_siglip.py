@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from ddp_check import ddp_step_and_save, spawn_and_compare
+from ddp_check import ddp_step_and_save, single_process_step, spawn_and_compare
 from objective_checks import adam_on_one_batch
 from torch import nn
 
@@ -103,10 +103,6 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ddp_equals_single_process(tmp_path):
-    model = _Wrapper()
-    out = model(global_batch())
-    out["loss"].backward()
-    ref = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    loss, ref = single_process_step(_Wrapper(), global_batch())
     assert "objective.bias" in ref and "objective.logit_scale" in ref
-
-    spawn_and_compare(worker, tmp_path, out["loss"], ref)
+    spawn_and_compare(worker, tmp_path, loss, ref)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ddp_check import ddp_step_and_save, spawn_and_compare
+from ddp_check import ddp_step_and_save, single_process_step, spawn_and_compare
 
 from toolkit.encoders.transformer import TransformerEncoder
 from toolkit.frontends.fbank import Fbank
@@ -53,12 +53,7 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ddp_equals_single_process(tmp_path):
-    model = make_model()
-    out = model(global_batch())
-    out["loss"].backward()
-    ref = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-    spawn_and_compare(worker, tmp_path, out["loss"], ref)
+    spawn_and_compare(worker, tmp_path, *single_process_step(make_model(), global_batch()))
 
 
 def cached_worker(rank: int, init_file: str, out_dir: str) -> None:
@@ -72,9 +67,5 @@ def cached_worker(rank: int, init_file: str, out_dir: str) -> None:
 def test_ddp_with_gradient_caching_equals_single_process(tmp_path):
     """Gradient caching inside DDP (chunked, checkpointed towers; negatives still gathered from
     both ranks) gives the single-process, unchunked loss and gradients."""
-    model = make_model()
-    out = model(global_batch())
-    out["loss"].backward()
-    ref = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-    spawn_and_compare(cached_worker, tmp_path, out["loss"], ref)
+    reference = single_process_step(make_model(), global_batch())  # unchunked
+    spawn_and_compare(cached_worker, tmp_path, *reference)

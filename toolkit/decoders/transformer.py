@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from toolkit.layers import lengths_to_mask, sinusoidal_positions
+from toolkit.layers import HeadedAttention, lengths_to_mask, sinusoidal_positions
 from toolkit.registry import DECODERS
 
 
@@ -44,43 +44,27 @@ class DecoderCache:
         self.cross_mask = self.cross_mask.index_select(0, index)
 
 
-class Attention(nn.Module):
-    """Multi-head attention with separate query and key/value projections (self or cross)."""
+class Attention(HeadedAttention):
+    """Multi-head attention with separate query and key/value projections (self or cross;
+    keys/values computed once by :meth:`keys_values` and cached by the caller)."""
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
+        super().__init__(dim, num_heads, dropout)
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
-        self.dropout = dropout
-
-    def _heads(self, x: Tensor) -> Tensor:
-        b, t, d = x.shape
-        return x.view(b, t, self.num_heads, d // self.num_heads).transpose(1, 2)
 
     def keys_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(B, T, D)`` → keys, values ``(B, H, T, Dh)``."""
         k, v = self.kv(x).chunk(2, dim=-1)
-        return self._heads(k), self._heads(v)
+        return self.split_heads(k), self.split_heads(v)
 
     def forward(
         self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False
     ) -> Tensor:
         """Queries from x ``(B, L, D)`` over k/v ``(B, H, S, Dh)``; mask broadcastable to
         ``(B, H, L, S)``, True where attention is allowed → ``(B, L, D)``."""
-        b, n, d = x.shape
-        y = F.scaled_dot_product_attention(
-            self._heads(self.q(x)),
-            k,
-            v,
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=causal and mask is None,
-        )
-        return self.out(y.transpose(1, 2).reshape(b, n, d))
+        return self.attend(self.split_heads(self.q(x)), k, v, mask, causal)
 
 
 class DecoderLayer(nn.Module):
