@@ -62,6 +62,12 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_CONF = REPO / "egs" / "demo" / "conf" / "pretrain.yaml"
 
 
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` and return the path (a config or list file for a test)."""
+    path.write_text(text)
+    return path
+
+
 def train_tiny_run(data: dict, exp: Path, steps: int = 4) -> Path:
     """A ``steps``-step tiny contrastive run (transformer encoder, D=32, 25 frames/s) trained
     by the training CLI in a subprocess on the tone corpus ``data`` (see conftest.tone_data)."""

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures import write_text
 
 from toolkit.config import ConfigError, dump_config, load_config, locate
 from toolkit.model import build_model
@@ -16,14 +17,9 @@ from toolkit.schema import check_top_level, train_config
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write(p: Path, text: str) -> Path:
-    p.write_text(text)
-    return p
-
-
 def test_include_and_override_precedence(tmp_path):
-    write(tmp_path / "base.yaml", "optim: {name: adamw, lr: 0.1}\ntrain: {max_steps: 5}\n")
-    main = write(tmp_path / "main.yaml", "include: base.yaml\noptim: {lr: 0.2}\n")
+    write_text(tmp_path / "base.yaml", "optim: {name: adamw, lr: 0.1}\ntrain: {max_steps: 5}\n")
+    main = write_text(tmp_path / "main.yaml", "include: base.yaml\noptim: {lr: 0.2}\n")
     cfg = load_config(main, ["optim.lr=3e-4", "train.precision=bf16", "data.train=[a, b]"])
     assert cfg["optim"] == {"name": "adamw", "lr": 3e-4}
     assert cfg["train"] == {"max_steps": 5, "precision": "bf16"}
@@ -33,12 +29,12 @@ def test_include_and_override_precedence(tmp_path):
 
 
 def test_scientific_notation_is_float(tmp_path):
-    cfg = load_config(write(tmp_path / "a.yaml", "optim: {lr: 1e-3}\n"))
+    cfg = load_config(write_text(tmp_path / "a.yaml", "optim: {lr: 1e-3}\n"))
     assert cfg["optim"]["lr"] == pytest.approx(1e-3)
 
 
 def test_unknown_plugin_lists_known_and_names_file_line(tmp_path):
-    p = write(tmp_path / "a.yaml", "seed: 1\nencoder:\n  name: zipfomer\n")
+    p = write_text(tmp_path / "a.yaml", "seed: 1\nencoder:\n  name: zipfomer\n")
     cfg = load_config(p)
     with pytest.raises(ConfigError) as e:
         ENCODERS.build(cfg["encoder"], key="encoder", input_dim=80)
@@ -48,7 +44,7 @@ def test_unknown_plugin_lists_known_and_names_file_line(tmp_path):
 
 
 def test_unknown_key_names_key_and_known_keys(tmp_path):
-    p = write(tmp_path / "a.yaml", "encoder:\n  name: transformer\n  num_layer: 3\n")
+    p = write_text(tmp_path / "a.yaml", "encoder:\n  name: transformer\n  num_layer: 3\n")
     cfg = load_config(p)
     with pytest.raises(
         ConfigError, match=r"a\.yaml:3: encoder\.num_layer: unknown key.*num_layers"
@@ -57,29 +53,29 @@ def test_unknown_key_names_key_and_known_keys(tmp_path):
 
 
 def test_wrong_type_from_command_line(tmp_path):
-    p = write(tmp_path / "a.yaml", "encoder: {name: transformer}\n")
+    p = write_text(tmp_path / "a.yaml", "encoder: {name: transformer}\n")
     cfg = load_config(p, ["encoder.dim=big"])
     with pytest.raises(ConfigError, match=r"command line: encoder\.dim: expected int, got 'big'"):
         ENCODERS.build(cfg["encoder"], key="encoder", input_dim=80)
 
 
 def test_section_key_and_type_errors(tmp_path):
-    cfg = load_config(write(tmp_path / "a.yaml", "train:\n  max_step: 3\n"))
+    cfg = load_config(write_text(tmp_path / "a.yaml", "train:\n  max_step: 3\n"))
     with pytest.raises(ConfigError, match=r"a\.yaml:2: train\.max_step: unknown key.*max_steps"):
         train_config(cfg)
-    cfg = load_config(write(tmp_path / "b.yaml", "train:\n  precision: fp8\n"))
+    cfg = load_config(write_text(tmp_path / "b.yaml", "train:\n  precision: fp8\n"))
     with pytest.raises(
         ConfigError,
         match=r"b\.yaml:2: train\.precision: expected one of 'auto', 'fp32', 'bf16', got 'fp8'",
     ):
         train_config(cfg)
-    cfg = load_config(write(tmp_path / "c.yaml", "trian: {}\n"))
+    cfg = load_config(write_text(tmp_path / "c.yaml", "trian: {}\n"))
     with pytest.raises(ConfigError, match=r"c\.yaml:1: trian: unknown config section"):
         check_top_level(cfg)
 
 
 def test_nested_plugin_errors_name_full_key(tmp_path):
-    p = write(
+    p = write_text(
         tmp_path / "a.yaml",
         "frontend: {name: fbank}\nencoder: {name: transformer}\nobjective:\n  name: contrastive\n"
         "  text_encoder: {name: transformer, depth: 2}\n",
@@ -93,16 +89,16 @@ def test_nested_plugin_errors_name_full_key(tmp_path):
 
 def test_bad_yaml_and_missing_include(tmp_path):
     with pytest.raises(ConfigError, match=r"a\.yaml:2: invalid YAML"):
-        load_config(write(tmp_path / "a.yaml", "x: 1\ny: [1, 2\n"))
+        load_config(write_text(tmp_path / "a.yaml", "x: 1\ny: [1, 2\n"))
     with pytest.raises(ConfigError, match="cannot read config"):
-        load_config(write(tmp_path / "b.yaml", "include: nope.yaml\n"))
+        load_config(write_text(tmp_path / "b.yaml", "include: nope.yaml\n"))
     with pytest.raises(ConfigError, match="must look like"):
         load_config(None, ["optim.lr"])
 
 
 @pytest.mark.slow
 def test_cli_error_is_one_line_exit_2(tmp_path):
-    p = write(tmp_path / "a.yaml", "encoder: {name: nope}\n")
+    p = write_text(tmp_path / "a.yaml", "encoder: {name: nope}\n")
     r = subprocess.run(
         [sys.executable, "-m", "toolkit.bin.train", "-c", str(p), "--exp-dir", str(tmp_path / "e")],
         capture_output=True,

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from fixtures import write_text
 
 from toolkit.bin.label_vocab import main as label_vocab_main
 from toolkit.config import ConfigError
@@ -17,18 +18,14 @@ from toolkit.objectives.tagging import Tagging, average_precision, read_label_vo
 from toolkit.registry import OBJECTIVES
 
 
-def write(path, text: str):
-    path.write_text(text)
-    return str(path)
-
-
 @pytest.fixture
 def vocab(tmp_path) -> str:
-    return write(
-        tmp_path / "labels.txt",
+    """A label-list file's path as a config holds it (a string)."""
+    text = (
         "sound_pitch\thigh\nsound_pitch\tlow\nsound_pitch\tmiddle\n"
-        "sound_event\tbark\nsound_event\tdog\nsound_event\train\n",
+        "sound_event\tbark\nsound_event\tdog\nsound_event\train\n"
     )
+    return str(write_text(tmp_path / "labels.txt", text))
 
 
 def test_read_vocab_formats_and_errors(tmp_path, vocab):
@@ -37,16 +34,16 @@ def test_read_vocab_formats_and_errors(tmp_path, vocab):
         "sound_event": ["bark", "dog", "rain"],
     }
     assert list(read_label_vocab(vocab, ["sound_event"])) == ["sound_event"]
-    one = write(tmp_path / "one.txt", "cat\ndog\n\n")
+    one = write_text(tmp_path / "one.txt", "cat\ndog\n\n")
     assert read_label_vocab(one, ["animal"]) == {"animal": ["cat", "dog"]}
     with pytest.raises(ConfigError, match="name its task"):
         read_label_vocab(one)
     with pytest.raises(ConfigError, match=r"objective\.vocab: .*nope\.txt does not exist"):
         read_label_vocab(tmp_path / "nope.txt")
     with pytest.raises(ConfigError, match=r"mixed\.txt:2: expected 'task<TAB>label'"):
-        read_label_vocab(write(tmp_path / "mixed.txt", "a_b\tx\ny\n"))
+        read_label_vocab(write_text(tmp_path / "mixed.txt", "a_b\tx\ny\n"))
     with pytest.raises(ConfigError, match="duplicate label 'x'"):
-        read_label_vocab(write(tmp_path / "dup.txt", "a_b\tx\na_b\tx\n"))
+        read_label_vocab(write_text(tmp_path / "dup.txt", "a_b\tx\na_b\tx\n"))
     with pytest.raises(ConfigError, match="task.s. sound_tempo not in"):
         read_label_vocab(vocab, ["sound_tempo"])
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from fixtures import make_tone_corpus
+from fixtures import make_tone_corpus, write_text
 from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
 from test_trainer import ListLoader, make_trainer
@@ -310,14 +310,9 @@ def test_bad_audio_files_are_skipped_and_counted_through_a_worker(tmp_path, capl
 # ----------------------------------------------------------------- bad configs
 
 
-def _write(p: Path, text: str) -> Path:
-    p.write_text(text)
-    return p
-
-
 def test_config_unknown_key_names_key_and_file(tmp_path):
-    _write(tmp_path / "base.yaml", "train:\n  max_steps: 5\n  max_bad_step: 3\n")
-    main = _write(tmp_path / "main.yaml", "include: base.yaml\nseed: 1\n")
+    write_text(tmp_path / "base.yaml", "train:\n  max_steps: 5\n  max_bad_step: 3\n")
+    main = write_text(tmp_path / "main.yaml", "include: base.yaml\nseed: 1\n")
     with pytest.raises(ConfigError) as e:
         train_config(load_config(main))
     msg = str(e.value)  # the included file that holds the typo, its line, the key, the options
@@ -326,22 +321,22 @@ def test_config_unknown_key_names_key_and_file(tmp_path):
 
 
 def test_config_wrong_type_names_key_and_file(tmp_path):
-    p = _write(tmp_path / "a.yaml", "train:\n  max_bad_steps: many\n")
+    p = write_text(tmp_path / "a.yaml", "train:\n  max_bad_steps: many\n")
     with pytest.raises(ConfigError) as e:
         train_config(load_config(p))
     assert str(e.value) == (f"{p.resolve()}:2: train.max_bad_steps: expected int, got 'many' (str)")
-    p = _write(tmp_path / "b.yaml", "seed: 1\ntrain: 5\n")
+    p = write_text(tmp_path / "b.yaml", "seed: 1\ntrain: 5\n")
     with pytest.raises(ConfigError, match=r"b\.yaml:2: train: expected a mapping of keys, got 5"):
         train_config(load_config(p))
 
 
 def test_config_missing_include_names_the_including_file(tmp_path):
-    p = _write(tmp_path / "main.yaml", "seed: 1\ninclude: [conf/base.yaml]\n")
+    p = write_text(tmp_path / "main.yaml", "seed: 1\ninclude: [conf/base.yaml]\n")
     with pytest.raises(ConfigError) as e:
         load_config(p)
     msg = str(e.value)
     assert msg.startswith(f"{p.resolve()}:2: include: cannot read config conf/base.yaml")
     assert str(tmp_path.resolve() / "conf" / "base.yaml") in msg
-    p = _write(tmp_path / "bad.yaml", "include: {a: 1}\n")
+    p = write_text(tmp_path / "bad.yaml", "include: {a: 1}\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml:1: include: expected a file name"):
         load_config(p)
