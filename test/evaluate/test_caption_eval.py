@@ -25,6 +25,7 @@ from toolkit.evaluate.captioning import (
     train_probe_decoder,
 )
 from toolkit.evaluate.embeddings import EmbeddingSet, extract, extract_models
+from toolkit.evaluate.heads.fit import FitSchedule
 from toolkit.registry import DECODERS, EVALUATORS
 from toolkit.text.tokenizer import SentencePieceTokenizer, train_sentencepiece
 
@@ -134,9 +135,8 @@ def test_probe_is_deterministic_and_respects_lengths(tok, monkeypatch):
     for _ in range(2):
         torch.manual_seed(0)
         dec = DECODERS.build(TINY_DECODER, vocab_size=tok.vocab_size, encoder_dim=D)
-        losses = train_probe_decoder(
-            dec, sp["train"].extra["frames"], ex, 40, 8, 3e-3, warmup_steps=5, seed=5
-        )
+        fit = FitSchedule(40, 8, 3e-3, warmup_steps=5, seed=5)
+        losses = train_probe_decoder(dec, sp["train"].extra["frames"], ex, fit)
         caps = generate_from_frames(
             dec, sp["test"].extra["frames"], tok, 7, method="beam", beam_size=2, max_len=8
         )

@@ -7,6 +7,7 @@ import torch
 
 from toolkit.config import ConfigError
 from toolkit.evaluate.embeddings import EmbeddingSet
+from toolkit.evaluate.heads.fit import FitSchedule
 from toolkit.evaluate.heads.probe import Standardizer
 from toolkit.evaluate.retrieval import LOWER_IS_BETTER_METRICS
 from toolkit.evaluate.text_alignment import (
@@ -173,7 +174,7 @@ def test_mean_inputs_equal_padded_frames_and_training_moves_everything(tok):
     head = AlignmentHead(D, tok.vocab_size, TINY_TEXT, embed_dim=16)
     start = {n: p.detach().clone() for n, p in head.named_parameters()}
     caps = [[tok.encode(c) for c in cs] for cs in es.captions]
-    losses = train_alignment_head(head, fast, caps, 30, 8, 3e-3, warmup_steps=2)
+    losses = train_alignment_head(head, fast, caps, FitSchedule(30, 8, 3e-3, warmup_steps=2))
     assert len(losses) == 30 and losses[-1] < losses[0]
     moved = {n for n, p in head.named_parameters() if not torch.equal(p, start[n])}
     assert {"logit_scale", "audio_proj.0.weight", "text_proj.0.weight"} <= moved

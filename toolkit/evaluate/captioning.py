@@ -30,7 +30,7 @@ from toolkit.config import ConfigError
 from toolkit.decoders.generation import generate_text
 from toolkit.evaluate.captioning_metrics import METRICS, score_captions
 from toolkit.evaluate.embeddings import EmbeddingSet
-from toolkit.evaluate.heads.fit import fit_on_batches
+from toolkit.evaluate.heads.fit import FitSchedule, fit_on_batches
 from toolkit.layers import resolve_device
 from toolkit.objectives.captioning import smoothed_token_ce
 from toolkit.registry import DECODERS, EVALUATORS
@@ -298,22 +298,17 @@ def train_probe_decoder(
     decoder: nn.Module,
     frames: Sequence[Tensor],
     examples: Sequence[tuple[int, list[int]]],
-    steps: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float = 0.01,
-    warmup_steps: int = 100,
+    fit: FitSchedule,
     label_smoothing: float = 0.1,
-    grad_clip: float | None = 1.0,
-    seed: int = 0,
     pad_id: int = 0,
     device: torch.device | str = "cpu",
 ) -> list[float]:
     """Train ``decoder`` on ``(frames[clip] (T, D), caption ids)`` examples with AdamW (decay on
-    matrices only), linear warm-up then cosine decay to 1 % of ``lr``, label-smoothed token CE.
+    matrices only), linear warm-up then cosine decay to 1 % of ``fit.lr``, label-smoothed token
+    CE.
 
-    Batches of ``batch_size`` examples follow a fresh seeded permutation every epoch. Returns the
-    training loss of every step.
+    Batches of ``fit.batch_size`` examples follow a fresh seeded permutation every epoch.
+    Returns the training loss of every step.
     """
     if not examples:
         raise ValueError("no training captions for the probe decoder")
@@ -324,10 +319,7 @@ def train_probe_decoder(
         loss, _, _, count = _batch_loss(decoder, frames, batch, label_smoothing, pad_id, device)
         return loss / count.clamp(min=1)
 
-    return fit_on_batches(
-        decoder, examples, mean_loss, steps, batch_size, lr, weight_decay, warmup_steps,
-        grad_clip, seed,
-    )  # fmt: skip
+    return fit_on_batches(decoder, examples, mean_loss, fit)
 
 
 @torch.no_grad()
@@ -416,9 +408,8 @@ class CaptionProbe(_CaptionEvaluator):
         self.decoder_cfg = dict(decoder if decoder is not None else DEFAULT_PROBE_DECODER)
         DECODERS.check(self.decoder_cfg, "caption_probe.decoder", ("vocab_size", "encoder_dim"))
         self.tokenizer = tokenizer
-        self.steps, self.batch_size, self.lr = steps, batch_size, lr
-        self.weight_decay, self.warmup_steps = weight_decay, warmup_steps
-        self.label_smoothing, self.grad_clip, self.seed = label_smoothing, grad_clip, seed
+        self.fit = FitSchedule(steps, batch_size, lr, weight_decay, warmup_steps, grad_clip, seed)
+        self.label_smoothing, self.seed = label_smoothing, seed
         self.eval_batch_size = eval_batch_size
         self.device = device
 
@@ -450,19 +441,7 @@ class CaptionProbe(_CaptionEvaluator):
                 log.warning("caption_probe: the train split has no captions; skipped")
                 return []
             losses = train_probe_decoder(
-                decoder,
-                frames,
-                examples,
-                self.steps,
-                self.batch_size,
-                self.lr,
-                self.weight_decay,
-                self.warmup_steps,
-                self.label_smoothing,
-                self.grad_clip,
-                self.seed,
-                pad_id,
-                device,
+                decoder, frames, examples, self.fit, self.label_smoothing, pad_id, device
             )
         t_train = time.perf_counter() - t0
         tail = losses[-max(1, len(losses) // 10) :]
@@ -490,8 +469,8 @@ class CaptionProbe(_CaptionEvaluator):
             "caption_probe[%s]: %d examples, %d steps × %d on %s; %s; train %.1f s, generate %.1f s",
             model,
             len(examples),
-            self.steps,
-            self.batch_size,
+            self.fit.steps,
+            self.fit.batch_size,
             device,
             msg,
             t_train,

@@ -37,7 +37,12 @@ from torch import Tensor, nn
 from toolkit.config import ConfigError
 from toolkit.evaluate.captioning import pad_frames
 from toolkit.evaluate.embeddings import EmbeddingSet
-from toolkit.evaluate.heads.fit import SeededOrder, adamw_warmup_cosine, optimizer_step
+from toolkit.evaluate.heads.fit import (
+    FitSchedule,
+    SeededOrder,
+    adamw_warmup_cosine,
+    optimizer_step,
+)
 from toolkit.evaluate.heads.lm.base import CausalLM, greedy_generate
 from toolkit.evaluate.qa_data import (
     QAItem,
@@ -210,20 +215,14 @@ def train_adapter(
     adapter: FrameAdapter,
     frames: Sequence[Tensor],
     examples: Sequence[tuple[int, list[int], list[list[int]]]],
-    steps: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float = 0.01,
-    warmup_steps: int = 50,
-    grad_clip: float | None = 1.0,
-    seed: int = 0,
+    fit: FitSchedule,
     device: torch.device | str = "cpu",
     train_lm: bool = False,
     lm_lr: float = 1e-4,
 ) -> list[float]:
     """Teacher-forced training of ``adapter`` (and the LM with ``train_lm``) on ``(clip,
     question ids, answers)`` examples: mean token CE over answer tokens, AdamW (decay on
-    matrices), linear warm-up then cosine decay to 1 % of ``lr``. Every draw of an example picks
+    matrices), linear warm-up then cosine decay to 1 % of ``fit.lr``. Every draw of an example picks
     one of its answers at random (seeded). Returns the loss of every step."""
     if not examples:
         raise ValueError("no training QA items")
@@ -232,23 +231,23 @@ def train_adapter(
     lm.to(device)
     lm.train(train_lm)  # a frozen LM runs without dropout
     lm.requires_grad_(train_lm)
-    groups = decay_groups(adapter, weight_decay)
+    groups = decay_groups(adapter, fit.weight_decay)
     if train_lm:
-        groups += [{**g, "lr": lm_lr} for g in decay_groups(lm, weight_decay)]
-    opt, sched = adamw_warmup_cosine(groups, lr, warmup_steps, steps)
-    gen = torch.Generator().manual_seed(seed)
+        groups += [{**g, "lr": lm_lr} for g in decay_groups(lm, fit.weight_decay)]
+    opt, sched = adamw_warmup_cosine(groups, fit.lr, fit.warmup_steps, fit.steps)
+    gen = torch.Generator().manual_seed(fit.seed)
     params = [p for g in groups for p in g["params"]]
     order = SeededOrder(len(examples), gen)
     losses = []
-    for _ in range(steps):
-        batch = [examples[i] for i in order.take(min(batch_size, len(examples)))]
+    for _ in range(fit.steps):
+        batch = [examples[i] for i in order.take(min(fit.batch_size, len(examples)))]
         picks = [a[int(torch.randint(len(a), (1,), generator=gen))] for _, _, a in batch]
         embeds, mask, target = assemble(
             lm, adapter, frames, [c for c, _, _ in batch], [q for _, q, _ in batch], picks, device
         )
         logits = lm(embeds, mask)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=-100)
-        optimizer_step(loss, opt, sched, params, grad_clip)
+        optimizer_step(loss, opt, sched, params, fit.grad_clip)
         losses.append(float(loss.detach()))
     adapter.eval()
     lm.eval()
@@ -407,8 +406,7 @@ class QAEvaluator:
         self.describe = describe
         self.stack, self.adapter_dim, self.max_audio_tokens = stack, adapter_dim, max_audio_tokens
         self.train_lm, self.lm_lr = train_lm, lm_lr
-        self.steps, self.batch_size, self.lr = steps, batch_size, lr
-        self.weight_decay, self.warmup_steps, self.grad_clip = weight_decay, warmup_steps, grad_clip
+        self.fit = FitSchedule(steps, batch_size, lr, weight_decay, warmup_steps, grad_clip, seed)
         self.max_question_tokens, self.max_answer_tokens = max_question_tokens, max_answer_tokens
         self.eval_batch_size, self.seed, self.split = eval_batch_size, seed, split
         self.dump_dir = dump_dir
@@ -473,13 +471,7 @@ class QAEvaluator:
                 adapter,
                 train_frames,
                 train_ex,
-                self.steps,
-                self.batch_size,
-                self.lr,
-                self.weight_decay,
-                self.warmup_steps,
-                self.grad_clip,
-                self.seed,
+                self.fit,
                 device,
                 self.train_lm,
                 self.lm_lr,
@@ -508,8 +500,8 @@ class QAEvaluator:
             len(train_items),
             len(test_items),
             self.split,
-            self.steps,
-            self.batch_size,
+            self.fit.steps,
+            self.fit.batch_size,
             device,
             losses[0],
             sum(tail) / len(tail),

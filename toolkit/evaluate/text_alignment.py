@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from toolkit.config import ConfigError
 from toolkit.evaluate.captioning import pad_frames
 from toolkit.evaluate.embeddings import EmbeddingSet
-from toolkit.evaluate.heads.fit import adamw_warmup_cosine, optimizer_step
+from toolkit.evaluate.heads.fit import FitSchedule, adamw_warmup_cosine, optimizer_step
 from toolkit.evaluate.heads.probe import Standardizer
 from toolkit.evaluate.retrieval import caption_queries, retrieval_metrics, retrieval_rows
 from toolkit.layers import AttentionPool, masked_mean, resolve_device
@@ -170,35 +170,30 @@ def train_alignment_head(
     head: AlignmentHead,
     audio: AudioInputs,
     captions: Sequence[Sequence[Sequence[int]]],
-    steps: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float = 0.01,
-    warmup_steps: int = 100,
-    grad_clip: float | None = 1.0,
-    seed: int = 0,
+    fit: FitSchedule,
     pad_id: int = 0,
     device: torch.device | str = "cpu",
 ) -> list[float]:
     """Symmetric InfoNCE training of ``head`` on ``(clip, caption)`` pairs.
 
     ``captions[i]`` holds the token-id lists of clip ``i`` of ``audio`` (clips without captions
-    are never drawn). Each step takes ``min(batch_size, #clips)`` distinct clips from a seeded
-    permutation (renewed every epoch) and one uniformly drawn caption of each. AdamW (decay on
-    matrices only, betas 0.9/0.98), linear warm-up then cosine decay to 1 % of ``lr``, gradient
-    clipping. Returns the loss of every step.
+    are never drawn). Each step takes ``min(fit.batch_size, #clips)`` distinct clips from a
+    seeded permutation (renewed every epoch) and one uniformly drawn caption of each. AdamW
+    (decay on matrices only, betas 0.9/0.98), linear warm-up then cosine decay to 1 % of
+    ``fit.lr``, gradient clipping. Returns the loss of every step.
     """
     pool = [i for i, caps in enumerate(captions) if caps]
     if len(pool) < 2:
         raise ValueError("retrieval_probe: need >= 2 captioned training clips")
     device = torch.device(device)
     head.to(device).train()
-    opt, sched = adamw_warmup_cosine(decay_groups(head, weight_decay), lr, warmup_steps, steps)
-    gen = torch.Generator().manual_seed(seed)
+    groups = decay_groups(head, fit.weight_decay)
+    opt, sched = adamw_warmup_cosine(groups, fit.lr, fit.warmup_steps, fit.steps)
+    gen = torch.Generator().manual_seed(fit.seed)
     order: list[int] = []
-    size = min(batch_size, len(pool))
+    size = min(fit.batch_size, len(pool))
     losses = []
-    for _ in range(steps):
+    for _ in range(fit.steps):
         clips: list[int] = []
         while len(clips) < size:
             if not order:
@@ -214,7 +209,7 @@ def train_alignment_head(
         a = head.embed_audio(*audio.batch(clips, device))
         t = head.embed_text(tokens, lens)
         loss = symmetric_info_nce(a, t, head.scale())
-        optimizer_step(loss, opt, sched, head.parameters(), grad_clip)
+        optimizer_step(loss, opt, sched, head.parameters(), fit.grad_clip)
         losses.append(float(loss.detach()))
     return losses
 
@@ -286,8 +281,7 @@ class RetrievalProbe:
             max_logit_scale=max_logit_scale,
         )
         self.standardize = standardize
-        self.steps, self.batch_size, self.lr = steps, batch_size, lr
-        self.weight_decay, self.warmup_steps, self.grad_clip = weight_decay, warmup_steps, grad_clip
+        self.fit = FitSchedule(steps, batch_size, lr, weight_decay, warmup_steps, grad_clip, seed)
         self.seed, self.eval_batch_size, self.ks = seed, eval_batch_size, tuple(ks)
         self.pooled_fallback, self.split, self.device = pooled_fallback, split, device
         self.group = ATTENTION_GROUP if audio_pooling == "attention" else GROUP
@@ -344,13 +338,7 @@ class RetrievalProbe:
                 head,
                 self._inputs(train, norm, use_pooled),
                 captions,
-                self.steps,
-                self.batch_size,
-                self.lr,
-                self.weight_decay,
-                self.warmup_steps,
-                self.grad_clip,
-                self.seed,
+                self.fit,
                 pad_id,
                 device,
             )
@@ -367,8 +355,8 @@ class RetrievalProbe:
             "retrieval_probe[%s]: %d clips, %d steps × %d on %s; %s; %.1f s",
             model,
             num_clips,
-            self.steps,
-            min(self.batch_size, num_clips),
+            self.fit.steps,
+            min(self.fit.batch_size, num_clips),
             device,
             msg,
             time.perf_counter() - t0,

@@ -3,12 +3,14 @@
 The evaluation's trained heads (``caption_probe`` decoders, ``retrieval_probe`` towers, ``qa``
 adapters, the ``tiny`` language model) share one recipe: AdamW with decay on matrices only and
 betas (0.9, 0.98), linear warm-up then cosine decay to 1 % of the peak lr, batches drawn from a
-fresh seeded permutation every epoch, gradient clipping. These helpers hold that recipe once.
+fresh seeded permutation every epoch, gradient clipping. These helpers hold that recipe once,
+and :class:`FitSchedule` its knobs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
@@ -18,6 +20,22 @@ from toolkit.train.optim import decay_groups
 from toolkit.train.scheduler import warmup_cosine_factor
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FitSchedule:
+    """How long and how hard a head is fitted: ``steps`` optimiser steps on batches of
+    ``batch_size`` items at peak ``lr``, AdamW ``weight_decay`` on matrices, ``warmup_steps`` of
+    linear warm-up, the gradients' global norm clipped at ``grad_clip`` (None: not clipped),
+    batches drawn with ``seed``. The evaluators build it from their config keys of those names."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float | None = 1.0
+    seed: int = 0
 
 
 def adamw_warmup_cosine(
@@ -71,24 +89,19 @@ def fit_on_batches(
     module: nn.Module,
     items: Sequence[T],
     batch_loss: Callable[[list[T]], Tensor],
-    steps: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float,
-    warmup_steps: int,
-    grad_clip: float | None,
-    seed: int,
+    fit: FitSchedule,
 ) -> list[float]:
-    """The whole recipe over ``module`` (already on its device and in train mode): ``steps``
-    steps of :func:`adamw_warmup_cosine` over its :func:`decay_groups`, each on
-    ``batch_loss(batch)`` of ``min(batch_size, len(items))`` items drawn by a
-    :class:`SeededOrder` seeded with ``seed``, then :func:`optimizer_step`. Returns the loss of
-    every step."""
-    opt, sched = adamw_warmup_cosine(decay_groups(module, weight_decay), lr, warmup_steps, steps)
-    order = SeededOrder(len(items), torch.Generator().manual_seed(seed))
+    """The whole recipe over ``module`` (already on its device and in train mode):
+    ``fit.steps`` steps of :func:`adamw_warmup_cosine` over its :func:`decay_groups`, each on
+    ``batch_loss(batch)`` of ``min(fit.batch_size, len(items))`` items drawn by a
+    :class:`SeededOrder` seeded with ``fit.seed``, then :func:`optimizer_step`. Returns the loss
+    of every step."""
+    groups = decay_groups(module, fit.weight_decay)
+    opt, sched = adamw_warmup_cosine(groups, fit.lr, fit.warmup_steps, fit.steps)
+    order = SeededOrder(len(items), torch.Generator().manual_seed(fit.seed))
     losses = []
-    for _ in range(steps):
-        loss = batch_loss([items[i] for i in order.take(min(batch_size, len(items)))])
-        optimizer_step(loss, opt, sched, module.parameters(), grad_clip)
+    for _ in range(fit.steps):
+        loss = batch_loss([items[i] for i in order.take(min(fit.batch_size, len(items)))])
+        optimizer_step(loss, opt, sched, module.parameters(), fit.grad_clip)
         losses.append(float(loss.detach()))
     return losses

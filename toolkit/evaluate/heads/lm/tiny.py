@@ -21,6 +21,7 @@ import math
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,13 +30,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from toolkit.config import ConfigError
-from toolkit.evaluate.heads.fit import fit_on_batches
+from toolkit.evaluate.heads.fit import FitSchedule, fit_on_batches
 from toolkit.evaluate.heads.lm.base import CausalLM, positions_from_mask
 from toolkit.registry import LANGUAGE_MODELS
 from toolkit.text.tokenizer import pad_ids
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
+# the pretraining defaults (grad_clip 1.0, weight_decay 0.01, seed 0: FitSchedule's)
+PRETRAIN = FitSchedule(steps=600, batch_size=32, lr=2e-3, warmup_steps=50)
 
 
 # ----------------------------------------------------------------------------- tokenizers
@@ -199,18 +202,13 @@ class TinyTransformerLM(nn.Module):
 def pretrain_tiny_lm(
     model: TinyTransformerLM,
     sequences: Sequence[Sequence[int]],
-    steps: int = 600,
-    batch_size: int = 32,
-    lr: float = 2e-3,
-    weight_decay: float = 0.01,
-    warmup_steps: int = 50,
-    seed: int = 0,
+    fit: FitSchedule = PRETRAIN,
     pad_id: int = 0,
     device: torch.device | str = "cpu",
 ) -> list[float]:
     """Next-token training of ``model`` on id ``sequences`` (each ``[BOS, ..., EOS]``, cut to
-    ``model.max_len``); AdamW, linear warm-up then cosine decay to 1 % of ``lr``, seeded batches
-    (fresh permutation per epoch). Returns the loss of every step."""
+    ``model.max_len``); AdamW, linear warm-up then cosine decay to 1 % of ``fit.lr``, seeded
+    batches (fresh permutation per epoch). Returns the loss of every step."""
     seqs = [list(s)[: model.max_len] for s in sequences if len(s) >= 2]
     if not seqs:
         raise ValueError("no text to pretrain the tiny language model on")
@@ -225,9 +223,7 @@ def pretrain_tiny_lm(
         target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
         return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
 
-    losses = fit_on_batches(
-        model, seqs, next_token_loss, steps, batch_size, lr, weight_decay, warmup_steps, 1.0, seed
-    )
+    losses = fit_on_batches(model, seqs, next_token_loss, fit)
     model.eval()
     return losses
 
@@ -322,16 +318,8 @@ class TinyLM(CausalLM):
                 if cached is not None:
                     log.info("tiny LM: %s was trained on other text or options; retraining", cache)
                 t0 = time.perf_counter()
-                losses = pretrain_tiny_lm(
-                    self.model,
-                    sequences,
-                    steps,
-                    batch_size,
-                    lr,
-                    seed=seed,
-                    pad_id=tok.pad_id,
-                    device=dev,
-                )
+                fit = replace(PRETRAIN, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+                losses = pretrain_tiny_lm(self.model, sequences, fit, tok.pad_id, dev)
                 self.model.cpu()
                 tail = sum(losses[-max(1, steps // 10) :]) / len(losses[-max(1, steps // 10) :])
                 log.info(
