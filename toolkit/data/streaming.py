@@ -251,7 +251,8 @@ class StreamLoader:
     # -------------------------------------------------------------- iteration
     def _loader(self) -> torch.utils.data.DataLoader:
         d = self.dataset
-        if d.worker_start == "forkserver":
+        workers = d.num_workers > 0
+        if workers and d.worker_start == "forkserver":
             # the server imports these once, so each epoch's workers start without imports
             # (no effect once the server runs; "__main__" is multiprocessing's own default)
             multiprocessing.set_forkserver_preload(["__main__", "toolkit.data.dataset", __name__])
@@ -259,17 +260,18 @@ class StreamLoader:
         d.skip = list(self.taken)
         gen = torch.Generator()  # the workers' base seed; never drawn from the global RNG
         gen.manual_seed(d.seed * 1000003 + self.epoch)
+        follow = workers and d.worker_start != "fork"
         return torch.utils.data.DataLoader(
             d,
             generator=gen,
             batch_size=None,
             num_workers=d.num_workers,
             persistent_workers=False,
-            multiprocessing_context=d.worker_start if d.num_workers > 0 else None,
+            multiprocessing_context=d.worker_start if workers else None,
             # torch ends a worker whose parent dies; a forkserver worker's parent is the server
-            worker_init_fn=None if d.worker_start == "fork" else FollowProcess(os.getpid()),
+            worker_init_fn=FollowProcess(os.getpid()) if follow else None,
             pin_memory=torch.cuda.is_available(),
-            prefetch_factor=self.prefetch_factor if d.num_workers > 0 else None,
+            prefetch_factor=self.prefetch_factor if workers else None,
         )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
