@@ -299,15 +299,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             for name in names:
                 per_model[name][s] = got[name]
+        if split_counts is None and not ecfg.folds:  # clips embedded: the same for every model
+            sets = per_model[names[0]]
+            split_counts = data_counts(
+                {s: len(es.cut_ids) for s, es in sets.items()},
+                {s: source_paths(getattr(dcfg, s)) for s in sets},
+                unreadable={s: es.num_skipped for s, es in sets.items()},
+            )
         for name in names:
             rows.extend(evaluate_model(name, per_model[name], models[name][1]))
-            if split_counts is None and not ecfg.folds:  # clips embedded, from the first model
-                sets = per_model[name]
-                split_counts = data_counts(
-                    {s: len(es.cut_ids) for s, es in sets.items()},
-                    {s: source_paths(getattr(dcfg, s)) for s in sets},
-                    unreadable={s: es.num_skipped for s, es in sets.items()},
-                )
             log.info("evaluated %s", name)
     for ev in evaluators:
         if hasattr(ev, "finish"):
