@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--output-dir", type=Path, required=True)
     pn.add_argument("--section", default="corpora")
     pn.add_argument("--split", default="train")
+    run_hints, run_opts = typing.get_type_hints(PrepareRun), run_defaults()
     for name, fn in sorted(corpora.items()):
         doc = (inspect.getdoc(fn) or "").split("\n")[0]
         sp = sub.add_parser(name, help=doc, description=inspect.getdoc(fn))
@@ -110,8 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
             if param.kind is not inspect.Parameter.VAR_KEYWORD:
                 _add_param(sp, pname, hints.get(pname, str), param.default)
         if takes_run(fn):
-            run_hints = typing.get_type_hints(PrepareRun)
-            for key, default in run_defaults().items():
+            for key, default in run_opts.items():
                 _add_param(sp, key, run_hints[key], default)
     return p
 

@@ -409,7 +409,7 @@ class CaptionProbe(_CaptionEvaluator):
         DECODERS.check(self.decoder_cfg, "caption_probe.decoder", ("vocab_size", "encoder_dim"))
         self.tokenizer = tokenizer
         self.fit = FitSchedule(steps, batch_size, lr, weight_decay, warmup_steps, grad_clip, seed)
-        self.label_smoothing, self.seed = label_smoothing, seed
+        self.label_smoothing = label_smoothing
         self.eval_batch_size = eval_batch_size
         self.device = device
 
@@ -428,7 +428,7 @@ class CaptionProbe(_CaptionEvaluator):
         pad_id = getattr(self.tokenizer, "pad_id", 0)
         devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # leave the caller's RNG streams alone
-            torch.manual_seed(self.seed)
+            torch.manual_seed(self.fit.seed)
             decoder = DECODERS.build(
                 self.decoder_cfg,
                 "caption_probe.decoder",

@@ -408,7 +408,7 @@ class QAEvaluator:
         self.train_lm, self.lm_lr = train_lm, lm_lr
         self.fit = FitSchedule(steps, batch_size, lr, weight_decay, warmup_steps, grad_clip, seed)
         self.max_question_tokens, self.max_answer_tokens = max_question_tokens, max_answer_tokens
-        self.eval_batch_size, self.seed, self.split = eval_batch_size, seed, split
+        self.eval_batch_size, self.split = eval_batch_size, split
         self.dump_dir = dump_dir
         self.device = device
         self._lm: CausalLM | None = None
@@ -419,14 +419,18 @@ class QAEvaluator:
         key = tuple(es.cut_ids)
         if key not in self._items:
             self._items[key] = build_qa_items(
-                records_from_embeddings(es), self.templates, self.seed, self.tasks, self.describe
+                records_from_embeddings(es),
+                self.templates,
+                self.fit.seed,
+                self.tasks,
+                self.describe,
             )
         return self._items[key]
 
     def language_model(self, train: EmbeddingSet) -> CausalLM:
         """The LM, built on first use with the train split's captions and QA text."""
         if self._lm is None:
-            texts = lm_texts(self.items(train), train.captions, self.seed)
+            texts = lm_texts(self.items(train), train.captions, self.fit.seed)
             with torch.random.fork_rng():
                 self._lm = LANGUAGE_MODELS.build(
                     self.lm_cfg, "qa.lm", tokenizer=self.tokenizer, texts=texts
@@ -462,7 +466,7 @@ class QAEvaluator:
         test_ex = encode_items(test_items, lm, mq, ma)
         devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # leave the caller's RNG streams alone
-            torch.manual_seed(self.seed)
+            torch.manual_seed(self.fit.seed)
             adapter = FrameAdapter(
                 int(train_frames[0].shape[1]), lm.hidden_size, self.stack, self.adapter_dim
             )

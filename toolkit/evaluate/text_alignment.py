@@ -282,7 +282,7 @@ class RetrievalProbe:
         )
         self.standardize = standardize
         self.fit = FitSchedule(steps, batch_size, lr, weight_decay, warmup_steps, grad_clip, seed)
-        self.seed, self.eval_batch_size, self.ks = seed, eval_batch_size, tuple(ks)
+        self.eval_batch_size, self.ks = eval_batch_size, tuple(ks)
         self.pooled_fallback, self.split, self.device = pooled_fallback, split, device
         self.group = ATTENTION_GROUP if audio_pooling == "attention" else GROUP
 
@@ -327,7 +327,7 @@ class RetrievalProbe:
         pad_id = getattr(self.tokenizer, "pad_id", 0)
         devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # leave the caller's RNG streams alone
-            torch.manual_seed(self.seed)
+            torch.manual_seed(self.fit.seed)
             head = AlignmentHead(
                 int(train_frames[0].shape[1]),
                 self.tokenizer.vocab_size,
